@@ -1,0 +1,28 @@
+# One command runs the service on the embedded defaults (`make run`), one runs the tests (`make test`).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SEED_COUNT ?= 2000
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install seed run test bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+seed: install
+	$(BIN)/python -m seed --resume products --count $(SEED_COUNT)
+
+run: seed
+	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m bench.search

