@@ -47,8 +47,13 @@ class Product(BaseModel):
         return value
 
 
-def search_text(product: Product) -> str:
-    """The text a product is embedded and BM25-indexed by: name, brand, category, description, SKUs."""
+def embedding_text(product: Product) -> str:
+    """The text the dense model embeds: name, brand, category and description (codes add only noise)."""
     parts = [product.name, product.brand, product.category, product.sub_category, product.description]
-    parts += [sku.sku for sku in product.skus]
     return " | ".join(part for part in parts if part)[:MAX_TEXT_CHARS]
+
+
+def search_text(product: Product) -> str:
+    """The text BM25 indexes: the embedding text plus SKU codes and variants, for exact look-ups."""
+    codes = " ".join(f"{sku.sku} {sku.variant}".strip() for sku in product.skus)
+    return f"{embedding_text(product)} | {codes}"[:MAX_TEXT_CHARS] if codes else embedding_text(product)

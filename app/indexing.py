@@ -4,7 +4,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
-from .catalog import Product, search_text
+from .catalog import Product, embedding_text, search_text
 from .embedding import DenseEncoder
 from .store import DENSE_FIELD, SPARSE_FIELD, TEXT_FIELD, ProductStore
 
@@ -14,13 +14,13 @@ T = TypeVar("T")
 
 def product_rows(products: Sequence[Product], encoder: DenseEncoder, learned_sparse: bool) -> list[dict]:
     """Milvus rows for `products`, embedded in one batch."""
-    texts = [search_text(product) for product in products]
+    texts = [embedding_text(product) for product in products]
     vectors = encoder.encode_documents(texts)
-    sparse = encoder.encode_documents_sparse(texts) if learned_sparse else None
+    sparse = encoder.encode_documents_sparse([search_text(p) for p in products]) if learned_sparse else None
     rows = []
     for i, product in enumerate(products):
         row = product.model_dump()
-        row[TEXT_FIELD] = texts[i]
+        row[TEXT_FIELD] = search_text(product)
         row[DENSE_FIELD] = vectors[i].tolist()
         if sparse is not None:
             row[SPARSE_FIELD] = sparse[i]

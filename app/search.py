@@ -52,10 +52,14 @@ class SearchParams(FilterParams):
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     fusion: Literal["rrf", "weighted"] = "rrf"
     dense_weight: float = Field(0.7, ge=0, le=1, allow_inf_nan=False)
+    explain: bool = False
 
 
 def hit_json(hit: SearchHit) -> dict:
-    return {**hit.product, "score": round(hit.score, 6), "retrievers": hit.retrievers}
+    body = {**hit.product, "score": round(hit.score, 6)}
+    if hit.retrievers is not None:
+        body["retrievers"] = hit.retrievers
+    return body
 
 
 @bp.get("/search")
@@ -70,7 +74,7 @@ def search():
         sparse_query = res.encoder.encode_query_sparse(params.q) if store.learned_sparse else params.q
     hits = store.search(
         dense_query, sparse_query, params.product_filter(), mode=params.mode, fusion=params.fusion,
-        dense_weight=params.dense_weight, limit=params.limit, offset=params.offset,
+        dense_weight=params.dense_weight, limit=params.limit, offset=params.offset, explain=params.explain,
     )
     return {
         "query": params.q,

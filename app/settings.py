@@ -28,7 +28,7 @@ class Settings:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     search_ef: int = 64
-    hybrid_candidates: int = 100
+    hybrid_candidates: int = 50
     rrf_k: int = 60
 
     @classmethod

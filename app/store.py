@@ -43,7 +43,7 @@ class _HideUnimplementedTimestamp(logging.Filter):
 class SearchHit:
     product: dict
     score: float
-    retrievers: dict[str, int | None]
+    retrievers: dict[str, int | None] | None  # None: not asked for (hybrid without explain)
 
 
 class ProductStore:
@@ -169,14 +169,16 @@ class ProductStore:
         dense_weight: float = 0.7,
         limit: int = 10,
         offset: int = 0,
+        explain: bool = False,
     ) -> list[SearchHit]:
         """Search by dense vector, sparse query (raw text for BM25) or both fused by Milvus hybrid_search.
 
-        The filter is set on every sub-request: hybrid search ignores a top-level filter.
-        Each hit also carries its rank (1-based) in each retriever's candidate list.
+        The filter is set on every sub-request: hybrid search ignores a top-level filter. Hits carry their
+        1-based rank per retriever: free in a single mode; in hybrid mode only with `explain`, which
+        costs one more search per retriever.
         """
         expr = product_filter.expression()
-        window = max(self.settings.hybrid_candidates, offset + limit)
+        window = max(self.settings.hybrid_candidates, offset + limit) if mode == "hybrid" else offset + limit
         requests = {}
         if mode in ("hybrid", "dense"):
             requests["dense"] = AnnSearchRequest(
@@ -187,23 +189,23 @@ class ProductStore:
                 [sparse_query], SPARSE_FIELD, {"metric_type": "IP" if self.learned_sparse else "BM25"}, window,
                 expr=expr,
             )
-        ranks = {name: self._ranked_ids(request) for name, request in requests.items()}
-        if mode == "hybrid":
-            ranker = RRFRanker(self.settings.rrf_k) if fusion == "rrf" else WeightedRanker(
-                dense_weight, 1.0 - dense_weight, norm_score=True
-            )
-            hits = self.client.hybrid_search(
-                self.collection, list(requests.values()), ranker, limit=offset + limit,
-                output_fields=list(PRODUCT_FIELDS),
-            )[0]
-            scored = [(hit["entity"], float(hit["distance"])) for hit in hits][offset:]
-        else:
-            ordered = ranks[mode][offset:offset + limit]
-            products = self.get([pid for pid, _ in ordered])
-            scored = [(products[pid], score) for pid, score in ordered if pid in products]
+        if mode != "hybrid":
+            hits = self._search_request(requests[mode], list(PRODUCT_FIELDS))[offset:]
+            return [SearchHit(_clean(hit["entity"]), float(hit["distance"]), {mode: offset + i + 1})
+                    for i, hit in enumerate(hits)]
+        ranker = RRFRanker(self.settings.rrf_k) if fusion == "rrf" else WeightedRanker(
+            dense_weight, 1.0 - dense_weight, norm_score=True
+        )
+        hits = self.client.hybrid_search(
+            self.collection, list(requests.values()), ranker, limit=offset + limit, output_fields=list(PRODUCT_FIELDS),
+        )[0][offset:]
+        ranks = {name: self._ranked_ids(request) for name, request in requests.items()} if explain else {}
         return [
-            SearchHit(_clean(entity), score, {name: _rank_of(ranks[name], entity["product_id"]) for name in ranks})
-            for entity, score in scored
+            SearchHit(
+                _clean(hit["entity"]), float(hit["distance"]),
+                {name: ranked.get(hit["entity"]["product_id"]) for name, ranked in ranks.items()} if explain else None,
+            )
+            for hit in hits
         ]
 
     def similar(self, product_id: str, limit: int, product_filter: ProductFilter) -> list[SearchHit] | None:
@@ -219,23 +221,20 @@ class ProductStore:
         )[0]
         return [SearchHit(_clean(hit["entity"]), float(hit["distance"]), {"dense": i + 1}) for i, hit in enumerate(hits)]
 
-    def _ranked_ids(self, request: AnnSearchRequest) -> list[tuple[str, float]]:
-        hits = self.client.search(
+    def _search_request(self, request: AnnSearchRequest, output_fields: list[str]) -> list:
+        return self.client.search(
             self.collection, data=request.data, anns_field=request.anns_field, limit=request.limit,
-            filter=request.expr, search_params=request.param, output_fields=["product_id"],
+            filter=request.expr, search_params=request.param, output_fields=output_fields,
         )[0]
-        return [(hit["product_id"], float(hit["distance"])) for hit in hits]
+
+    def _ranked_ids(self, request: AnnSearchRequest) -> dict[str, int]:
+        """product_id → 1-based rank in this retriever's candidate list."""
+        hits = self._search_request(request, ["product_id"])
+        return {hit["product_id"]: rank for rank, hit in enumerate(hits, start=1)}
 
     def _dense_search_params(self, limit: int) -> dict:
         params = {"ef": max(self.settings.search_ef, limit)} if self.settings.index_type == "HNSW" else {}
         return {"metric_type": "IP", "params": params}
-
-
-def _rank_of(ranked: list[tuple[str, float]], product_id: str) -> int | None:
-    for position, (pid, _) in enumerate(ranked, start=1):
-        if pid == product_id:
-            return position
-    return None
 
 
 def _clean(row: dict) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import sys
@@ -41,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         records = generate_products(args.count, seed=args.seed)
         total = args.count
     elif args.command == "catalog":
-        mapping = dict(PRESETS[args.preset]) if args.preset else {}
-        mapping.update(parse_mapping(args.mapping) if args.mapping else {})
-        records = read_catalog(args.file, mapping or None)
+        options = copy.deepcopy(PRESETS[args.preset]) if args.preset else {}
+        options["mapping"] = {**options.get("mapping", {}), **(parse_mapping(args.mapping) if args.mapping else {})}
+        records = read_catalog(args.file, **options)
     else:
         records = read_movielens(args.dir)
 

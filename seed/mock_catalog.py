@@ -851,7 +851,7 @@ def _make_product(index: int, seed: int, model_offset: int) -> dict:
 
 
 def _model_number(brand: str, line: str, index: int, model_offset: int) -> str:
-    """A rare, unique token such as ``NI-PEGA41-4821937`` for exact lexical search."""
+    """A rare, unique token such as ``NI-PEGASU-4821937`` for exact lexical search."""
     serial = (index * MODEL_NUMBER_MULTIPLIER + model_offset) % MODEL_NUMBER_SPACE
     return f"{_code(brand)[:2]}-{_code(line)[:6]}-{serial:07d}"
 

@@ -52,13 +52,22 @@ def test_batch_with_one_bad_product_stores_nothing(client):
 
 
 def test_search_response_shape(client):
-    body = client.get("/search", query_string={"q": "wireless headphones", "limit": 5}).json
+    plain = client.get("/search", query_string={"q": "wireless headphones", "limit": 5}).json
+    assert plain["results"] and all("retrievers" not in hit for hit in plain["results"])
+    body = client.get("/search", query_string={"q": "wireless headphones", "limit": 5, "explain": "true"}).json
+    assert [hit["product_id"] for hit in body["results"]] == [hit["product_id"] for hit in plain["results"]]
     assert body["mode"] == "hybrid" and body["fusion"] == "rrf" and body["took_ms"] >= 0
     assert len(body["results"]) == 5
     first = body["results"][0]
     assert {"product_id", "name", "brand", "category", "price", "rating", "skus", "score", "retrievers"} <= set(first)
     assert set(first["retrievers"]) == {"dense", "sparse"}
     assert any(rank == 1 for rank in first["retrievers"].values() if rank)
+    dense = client.get("/search", query_string={"q": "wireless headphones", "mode": "dense", "limit": 5}).json
+    assert [hit["retrievers"] for hit in dense["results"]] == [{"dense": rank} for rank in range(1, 6)]
+    dense_ids = [hit["product_id"] for hit in dense["results"]]
+    for hit in body["results"]:
+        if hit["retrievers"]["dense"] is not None and hit["retrievers"]["dense"] <= 5:
+            assert dense_ids[hit["retrievers"]["dense"] - 1] == hit["product_id"]
     scores = [hit["score"] for hit in body["results"]]
     assert scores == sorted(scores, reverse=True)
 
