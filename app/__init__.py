@@ -27,11 +27,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     resources.init_app(app, settings)
     register_error_handlers(app)
 
-    from .health import bp as health_bp
-    from .products import bp as products_bp
-    from .search import bp as search_bp
+    from .routes import events, health, popular, products, search, users
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(products_bp)
-    app.register_blueprint(search_bp)
+    for module in (health, products, search, events, users, popular):
+        app.register_blueprint(module.bp)
     return app

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-ProductId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 MAX_TEXT_CHARS = 8192
 
 
@@ -25,7 +25,7 @@ class Product(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    product_id: ProductId
+    product_id: Identifier
     name: Annotated[str, StringConstraints(min_length=1, max_length=512)]
     description: Annotated[str, StringConstraints(max_length=4000)] = ""
     brand: Annotated[str, StringConstraints(max_length=128)] = ""

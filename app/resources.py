@@ -1,4 +1,4 @@
-"""Per-process resources (encoder, Milvus client, stores), created on first use after the fork."""
+"""Per-process resources (encoder, Milvus client, stores, services), created on first use after the fork."""
 from __future__ import annotations
 
 import threading
@@ -7,45 +7,74 @@ from flask import Flask, current_app
 from pymilvus import MilvusClient
 
 from .embedding import DenseEncoder, load_encoder
+from .events import EventStore, make_engine
+from .ingest import EventIngestor
+from .recommend import Recommender
 from .settings import Settings
 from .store import ProductStore, connect
+from .users import UserVectorStore
 
 EXTENSION_KEY = "search_service"
 
 
 class Resources:
-    """Lazily built, shared by the threads of one process."""
+    """Lazily built, shared by the threads of one process (each built once, under one lock)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._lock = threading.Lock()
-        self._encoder: DenseEncoder | None = None
-        self._client: MilvusClient | None = None
-        self._products: ProductStore | None = None
+        self._lock = threading.RLock()
 
-    @property
-    def client(self) -> MilvusClient:
+    def _build(self, name: str, factory):
         with self._lock:
-            if self._client is None:
-                self._client = connect(self.settings)
-            return self._client
+            if name not in self.__dict__:
+                self.__dict__[name] = factory()
+            return self.__dict__[name]
 
     @property
     def encoder(self) -> DenseEncoder:
-        with self._lock:
-            if self._encoder is None:
-                self._encoder = load_encoder(self.settings)
-            return self._encoder
+        return self._build("_encoder", lambda: load_encoder(self.settings))
+
+    @property
+    def client(self) -> MilvusClient:
+        return self._build("_client", lambda: connect(self.settings))
 
     @property
     def products(self) -> ProductStore:
-        encoder, client = self.encoder, self.client
-        with self._lock:
-            if self._products is None:
-                store = ProductStore(client, self.settings, encoder.dimension)
-                store.ensure_collection()
-                self._products = store
-            return self._products
+        def create() -> ProductStore:
+            store = ProductStore(self.client, self.settings, self.encoder.dimension)
+            store.ensure_collection()
+            return store
+        return self._build("_products", create)
+
+    @property
+    def users(self) -> UserVectorStore:
+        def create() -> UserVectorStore:
+            store = UserVectorStore(self.client, self.settings.users_collection, self.encoder.dimension)
+            store.ensure_collection()
+            return store
+        return self._build("_users", create)
+
+    @property
+    def events(self) -> EventStore:
+        def create() -> EventStore:
+            store = EventStore(make_engine(self.settings.resolved_database_url), self.settings.event_weights,
+                               self.settings.popularity_half_life_days)
+            store.init_schema()
+            return store
+        return self._build("_events", create)
+
+    @property
+    def ingestor(self) -> EventIngestor:
+        return self._build("_ingestor", lambda: EventIngestor(
+            self.events, self.products, self.users, self.settings.event_weights,
+            self.settings.user_vector_half_life_days,
+        ))
+
+    @property
+    def recommender(self) -> Recommender:
+        return self._build("_recommender", lambda: Recommender(
+            self.products, self.users, self.events, self.settings.recommendation_candidates,
+        ))
 
 
 def init_app(app: Flask, settings: Settings) -> None:

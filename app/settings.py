@@ -20,6 +20,8 @@ class Settings:
     milvus_token: str = ""
     milvus_timeout: float = 10.0
     products_collection: str = "products"
+    users_collection: str = "users"
+    database_url: str = ""  # empty: SQLite at DATA_DIR/events.db
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = 64
     embedding_query_instruction: str = ""
@@ -30,6 +32,13 @@ class Settings:
     search_ef: int = 64
     hybrid_candidates: int = 50
     rrf_k: int = 60
+    weight_view: float = 0.1
+    weight_add_to_cart: float = 0.3
+    weight_purchase: float = 0.6
+    weight_rating: float = 0.2
+    user_vector_half_life_days: float = 0.0  # 0: no time decay of user vectors
+    popularity_half_life_days: float = 7.0  # 0: no time decay of popularity
+    recommendation_candidates: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -52,6 +61,20 @@ class Settings:
             raise ValueError(f"INDEX_TYPE must be one of {INDEX_TYPES}, got {self.index_type!r}")
 
     @property
+    def event_weights(self) -> dict[str, float]:
+        return {"view": self.weight_view, "add_to_cart": self.weight_add_to_cart,
+                "purchase": self.weight_purchase, "rating": self.weight_rating}
+
+    @property
+    def resolved_database_url(self) -> str:
+        """DATABASE_URL, or a SQLite file under DATA_DIR."""
+        return self.database_url or f"sqlite:///{Path(self.data_dir).resolve() / 'events.db'}"
+
+    @property
+    def public_database_url(self) -> str:
+        return _without_credentials(self.resolved_database_url)
+
+    @property
     def resolved_milvus_uri(self) -> str:
         """The URI the client connects to: MILVUS_URI, or the embedded Milvus Lite store."""
         return self.milvus_uri or str(Path(self.data_dir) / "milvus.db")
@@ -59,11 +82,14 @@ class Settings:
     @property
     def public_milvus_uri(self) -> str:
         """The store URI with any credentials removed, safe to show."""
-        uri = self.resolved_milvus_uri
-        if "://" in uri and "@" in uri.split("://", 1)[1]:
-            scheme, rest = uri.split("://", 1)
-            return f"{scheme}://***@{rest.split('@', 1)[1]}"
-        return uri
+        return _without_credentials(self.resolved_milvus_uri)
+
+
+def _without_credentials(uri: str) -> str:
+    if "://" in uri and "@" in uri.split("://", 1)[1]:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return uri
 
 
 def _coerce(name: str, raw: str, kind: type):

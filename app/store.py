@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -155,6 +155,16 @@ class ProductStore:
         )
         return {row["product_id"] for row in rows}
 
+    def scan(self, fields: Sequence[str], batch_size: int = 5000) -> list[dict]:
+        """Every product, with only `fields` (for offline jobs; a full scan)."""
+        iterator = self.client.query_iterator(self.collection, batch_size=batch_size, filter="",
+                                              output_fields=list(fields))
+        rows: list[dict] = []
+        while batch := iterator.next():
+            rows.extend(_clean(row) for row in batch)
+        iterator.close()
+        return rows
+
     def count(self) -> int:
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
@@ -213,10 +223,14 @@ class ProductStore:
         found = self.get([product_id], with_vectors=True).get(product_id)
         if found is None:
             return None
-        own = ProductFilter(**{**product_filter.__dict__, "exclude_ids": (product_id,)})
+        own = replace(product_filter, exclude_ids=product_filter.exclude_ids + (product_id,))
+        return self.nearest(found[DENSE_FIELD], limit, own)
+
+    def nearest(self, vector: np.ndarray, limit: int, product_filter: ProductFilter) -> list[SearchHit]:
+        """Products nearest to `vector` (inner product over normalised product vectors)."""
         hits = self.client.search(
-            self.collection, data=[list(found[DENSE_FIELD])], anns_field=DENSE_FIELD, limit=limit,
-            filter=own.expression(), search_params=self._dense_search_params(limit),
+            self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field=DENSE_FIELD,
+            limit=limit, filter=product_filter.expression(), search_params=self._dense_search_params(limit),
             output_fields=list(PRODUCT_FIELDS),
         )[0]
         return [SearchHit(_clean(hit["entity"]), float(hit["distance"]), {"dense": i + 1}) for i, hit in enumerate(hits)]

@@ -1,4 +1,4 @@
-"""Seed the store: `python -m seed products|catalog|movielens ...` (see README)."""
+"""Seed the stores: `python -m seed products|catalog|movielens|interactions ...` (see README)."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +7,12 @@ import logging
 import os
 import sys
 
+from app.resources import Resources
 from app.settings import Settings
 
 from .importers import PRESETS, parse_mapping, read_catalog, read_movielens
-from .loader import seed_products
+from .interactions import generate_interactions, read_movielens_ratings, write_events_csv
+from .loader import SeedReport, catalogue_products, seed_events, seed_products
 from .mock_catalog import generate_products
 
 
@@ -29,14 +31,31 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument("--mapping", default="", help="field=column[+column],... e.g. product_id=book_id,name=title")
     catalog.add_argument("--preset", choices=sorted(PRESETS), help="a known file's mapping")
 
-    movielens = commands.add_parser("movielens", help="MovieLens movies.csv (+ tags.csv) as a catalogue")
+    movielens = commands.add_parser("movielens", help="MovieLens movies as a catalogue, its ratings as events")
     movielens.add_argument("dir")
+    movielens.add_argument("--no-ratings", action="store_true", help="import the catalogue only")
+
+    interactions = commands.add_parser("interactions", help="mock behaviour of users over the stored catalogue")
+    interactions.add_argument("--users", type=int, default=5000)
+    interactions.add_argument("--min", type=int, default=15, dest="min_events")
+    interactions.add_argument("--max", type=int, default=100, dest="max_events")
+    interactions.add_argument("--days", type=int, default=90)
+    interactions.add_argument("--seed", type=int, default=42)
+    interactions.add_argument("--export", metavar="CSV", help="also write the generated events to this CSV file")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = Settings.from_env()
+    res = Resources(Settings.from_env())
 
+    if args.command == "interactions":
+        events = list(generate_interactions(
+            catalogue_products(res.products), args.users, args.min_events, args.max_events, args.days, args.seed,
+        ))
+        if args.export:
+            write_events_csv(events, args.export)
+        _print_report("events", seed_events(events, res, total=len(events)), res)
+        return 0
     total = None
     if args.command == "products":
         records = generate_products(args.count, seed=args.seed)
@@ -47,13 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         records = read_catalog(args.file, **options)
     else:
         records = read_movielens(args.dir)
-
-    report = seed_products(records, settings, total=total, resume=args.resume, batch_size=args.batch_size)
-    print(
-        f"written={report.written} already_stored={report.already_stored} invalid={report.invalid} "
-        f"store={settings.public_milvus_uri}"
-    )
+    _print_report("products", seed_products(records, res, total, args.resume, args.batch_size), res)
+    if args.command == "movielens" and not args.no_ratings:
+        _print_report("events", seed_events(read_movielens_ratings(args.dir), res), res)
     return 0
+
+
+def _print_report(kind: str, report: SeedReport, res: Resources) -> None:
+    print(f"{kind}: written={report.written} already_stored={report.already_stored} invalid={report.invalid} "
+          f"store={res.settings.public_milvus_uri}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,25 @@
-"""Loading product records into the store: validate, embed, upsert in batches, with a progress bar."""
+"""Loading into the stores: products (validate, embed, upsert) and events (the service's ingestion path),
+in batches with a progress bar."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
 from pydantic import ValidationError
 from tqdm import tqdm
 
 from app.catalog import Product
-from app.embedding import load_encoder
+from app.errors import ApiError
+from app.event_input import EventIn
+from app.events import Event
 from app.indexing import DEFAULT_BATCH, chunked, index_products
-from app.settings import Settings
-from app.store import ProductStore, connect
+from app.resources import Resources
+from app.store import ProductStore
 
 log = logging.getLogger(__name__)
+EVENT_BATCH = 500
 
 
 @dataclass
@@ -24,17 +29,9 @@ class SeedReport:
     invalid: int = 0
 
 
-def open_product_store(settings: Settings):
-    """The encoder and the (created if missing) products store for these settings."""
-    encoder = load_encoder(settings)
-    store = ProductStore(connect(settings), settings, encoder.dimension)
-    store.ensure_collection()
-    return encoder, store
-
-
 def seed_products(
     records: Iterable[dict],
-    settings: Settings,
+    resources: Resources,
     total: int | None = None,
     resume: bool = False,
     batch_size: int = DEFAULT_BATCH,
@@ -43,9 +40,9 @@ def seed_products(
 
     Upsert by product_id means a re-run, or a run after a kill, never duplicates a product.
     """
-    encoder, store = open_product_store(settings)
+    store = resources.products
     report = SeedReport()
-    progress = tqdm(total=total, unit="product", desc="seeding", smoothing=0.1)
+    progress = tqdm(total=total, unit="product", desc="products", smoothing=0.1)
 
     def valid_products() -> Iterator[Product]:
         for record in records:
@@ -71,7 +68,36 @@ def seed_products(
         progress.update(written - last)
         last = written
 
-    report.written = index_products(products, store, encoder, batch_size, on_batch=advance)
+    report.written = index_products(products, store, resources.encoder, batch_size, on_batch=advance)
     progress.close()
     store.flush()
     return report
+
+
+def seed_events(records: Iterable[dict], resources: Resources, total: int | None = None,
+                batch_size: int = EVENT_BATCH) -> SeedReport:
+    """Validate event dicts and ingest them in batches (stored, popularity, user vectors)."""
+    report = SeedReport()
+    now = datetime.now(timezone.utc)
+    with tqdm(total=total, unit="event", desc="events", smoothing=0.1) as progress:
+        for batch in chunked(_valid_events(records, now, report), batch_size):
+            result = resources.ingestor.ingest(batch)
+            report.written += result.accepted
+            report.already_stored += result.duplicates
+            progress.update(len(batch))
+    resources.ingestor.apply_all_pending()
+    return report
+
+
+def _valid_events(records: Iterable[dict], now: datetime, report: SeedReport) -> Iterator[Event]:
+    for record in records:
+        try:
+            yield EventIn.model_validate(record).to_event(now)
+        except (ValidationError, ApiError) as exc:
+            report.invalid += 1
+            log.warning("skipping invalid event %r: %s", record.get("event_id"), exc)
+
+
+def catalogue_products(store: ProductStore) -> list[dict]:
+    """Every stored product's id and the attributes interactions are generated from."""
+    return store.scan(["product_id", "category", "sub_category", "brand", "active", "sold_count"])

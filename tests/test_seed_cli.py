@@ -40,9 +40,9 @@ def seed(data_dir, *args):
 
 def test_mock_products_rerun_and_resume_never_duplicate(tmp_path):
     data_dir = tmp_path / "data"
-    assert "written=40 " in seed(data_dir, "products", "--count", "40")
-    assert "written=0 already_stored=40" in seed(data_dir, "--resume", "products", "--count", "40")
-    assert "written=50 " in seed(data_dir, "products", "--count", "50")
+    assert "products: written=40 " in seed(data_dir, "products", "--count", "40")
+    assert "products: written=0 already_stored=40" in seed(data_dir, "--resume", "products", "--count", "40")
+    assert "products: written=50 " in seed(data_dir, "products", "--count", "50")
     ids = stored_ids(data_dir)
     assert len(ids) == len(set(ids)) == 50
 
@@ -75,7 +75,7 @@ def test_catalog_file_with_mapping_and_bad_rows(tmp_path):
     ]
     source.write_text("\n".join(json.dumps(row) for row in rows))
     out = seed(tmp_path / "data", "catalog", str(source), "--mapping", "product_id=sku_code,name=title,brand=maker,price=cost")
-    assert "written=1 " in out and "invalid=1" in out
+    assert "products: written=1 " in out and "invalid=1" in out
     assert stored_ids(tmp_path / "data") == ["A-1"]
 
 
@@ -86,5 +86,10 @@ def test_movielens_movies_become_products(tmp_path):
     lines = (MOVIELENS / "movies.csv").read_text().splitlines()[:31]
     (small / "movies.csv").write_text("\n".join(lines) + "\n")
     (small / "tags.csv").write_text((MOVIELENS / "tags.csv").read_text())
-    assert "written=30 " in seed(tmp_path / "data", "movielens", str(small))
+    movie_ids = {line.split(",", 1)[0] for line in lines[1:]}
+    ratings = (MOVIELENS / "ratings.csv").read_text().splitlines()
+    kept = [line for line in ratings[1:] if line.split(",")[1] in movie_ids]
+    (small / "ratings.csv").write_text("\n".join(ratings[:1] + kept) + "\n")
+    out = seed(tmp_path / "data", "movielens", str(small))
+    assert "products: written=30 " in out and f"events: written={len(kept)} " in out
     assert "ml1" in stored_ids(tmp_path / "data")

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from .milvus_filters import ProductFilter
-from .requests import query_args
-from .resources import resources
-from .store import SearchHit
+from ..milvus_filters import ProductFilter
+from ..requests import query_args
+from ..resources import resources
+from ..store import SearchHit
 
 bp = Blueprint("search", __name__)
 

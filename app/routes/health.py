@@ -5,7 +5,7 @@ import logging
 
 from flask import Blueprint
 
-from .resources import resources
+from ..resources import resources
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ def status():
     res = resources()
     settings = res.settings
     return {
-        "collections": {settings.products_collection: res.products.count()},
+        "collections": {settings.products_collection: res.products.count(), settings.users_collection: res.users.count()},
+        "events": res.events.count_events(),
+        "database": {"url": settings.public_database_url},
         "model": {"name": settings.embedding_model, "dimension": res.encoder.dimension},
         "sparse_mode": settings.sparse_mode,
         "index_type": settings.index_type,

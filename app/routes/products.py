@@ -6,11 +6,11 @@ import re
 from flask import Blueprint
 from pydantic import Field, TypeAdapter
 
-from .catalog import ID_PATTERN, Product
-from .errors import ApiError
-from .indexing import index_products
-from .requests import json_body, query_args
-from .resources import resources
+from ..catalog import ID_PATTERN, Product
+from ..errors import ApiError
+from ..indexing import index_products
+from ..requests import json_body, query_args
+from ..resources import resources
 from .search import FilterParams, hit_json
 
 bp = Blueprint("products", __name__, url_prefix="/products")

@@ -1,0 +1,32 @@
+"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .resources import Resources
+from .settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init-db", help="create the event tables and the Milvus collections if missing")
+    commands.add_parser("rebuild-user-vectors", help="recompute every user vector from the event log")
+    commands.add_parser("apply-pending-vectors", help="apply user-vector updates deferred while Milvus was down")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    res = Resources(Settings.from_env())
+    if args.command == "init-db":
+        res.events, res.products, res.users
+        print(f"ready: {res.settings.public_database_url}, {res.settings.public_milvus_uri}")
+    elif args.command == "rebuild-user-vectors":
+        print(f"rebuilt {res.ingestor.rebuild()} user vectors")
+    else:
+        print(f"applied {res.ingestor.apply_all_pending()} pending events")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Recommendations: content (Milvus search with the user vector), collaborative (NCF, when a model is
+served) and popularity, blended over a union of candidates with per-source scores normalised to [0, 1]."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .events import EventStore
+from .milvus_filters import ProductFilter
+from .store import DENSE_FIELD, ProductStore
+from .users import UserVectorStore
+
+SOURCES = ("content", "collaborative", "popular")
+DEFAULT_WEIGHTS = {"content": 0.5, "collaborative": 0.4, "popular": 0.1}
+STRATEGIES = ("hybrid", "content", "popular")
+POPULAR_PAGE = 200
+
+
+class CollaborativeScorer(Protocol):
+    """Scores (user, candidate products); None for a user it does not know, NaN for unknown products."""
+
+    def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None: ...
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    product: dict
+    score: float
+    scores: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    strategy: str  # the strategy actually used
+    cold_start: bool
+    weights: dict[str, float]  # effective weights (renormalised over the sources available)
+    items: list[Recommendation]
+
+
+class Recommender:
+    def __init__(self, products: ProductStore, users: UserVectorStore, events: EventStore, candidates: int,
+                 collaborative: CollaborativeScorer | None = None):
+        self.products = products
+        self.users = users
+        self.events = events
+        self.candidates = candidates
+        self.collaborative = collaborative
+
+    def recommend(self, user_id: str, strategy: str = "hybrid", limit: int = 10, category: str | None = None,
+                  exclude_purchased: bool = True, weights: dict[str, float] | None = None) -> Recommendations:
+        user = self.users.get([user_id]).get(user_id)
+        excluded = tuple(sorted(self.events.purchased_products(user_id))) if exclude_purchased else ()
+        product_filter = ProductFilter(category=category, active=True, exclude_ids=excluded)
+        if user is None or strategy == "popular" or not np.any(user.vector):
+            candidates = self.popular(limit, product_filter)
+            return self._ranked(user_id, None, candidates, {"popular": 1.0}, "popular", user is None, limit)
+        query = _unit(user.vector)
+        content = self.products.nearest(query, self.candidates if strategy == "hybrid" else limit, product_filter)
+        candidates = {hit.product["product_id"]: hit.product for hit in content}
+        if strategy == "content":
+            return self._ranked(user_id, query, candidates, {"content": 1.0}, "content", False, limit)
+        for product_id, product in self.popular(self.candidates, product_filter).items():
+            candidates.setdefault(product_id, product)
+        return self._ranked(user_id, query, candidates, weights or DEFAULT_WEIGHTS, "hybrid", False, limit)
+
+    def popular(self, limit: int, product_filter: ProductFilter) -> dict[str, dict]:
+        """The most popular active products passing the filter, most popular first."""
+        chosen: dict[str, dict] = {}
+        excluded = set(product_filter.exclude_ids)
+        offset = 0
+        while len(chosen) < limit:
+            page = self.events.popular_products(POPULAR_PAGE, offset, product_filter.category)
+            wanted = [product_id for product_id, _ in page if product_id not in excluded]
+            found = self.products.get(wanted)
+            for product_id in wanted:
+                product = found.get(product_id)
+                if product and product["active"] and len(chosen) < limit:
+                    chosen[product_id] = product
+            if len(page) < POPULAR_PAGE:
+                break
+            offset += POPULAR_PAGE
+        return chosen
+
+    def score(self, user_id: str, query: np.ndarray | None, product_ids: Sequence[str]) -> dict[str, np.ndarray | None]:
+        """Raw per-source scores of a candidate set (None: source unavailable for this user)."""
+        scores: dict[str, np.ndarray | None] = dict.fromkeys(SOURCES)
+        if query is not None:
+            vectors = self.products.get(product_ids, with_vectors=True)
+            scores["content"] = np.array([
+                float(vectors[pid][DENSE_FIELD] @ query) if pid in vectors else np.nan for pid in product_ids
+            ])
+        popularity = self.events.popularity_of(product_ids)
+        scores["popular"] = np.array([popularity.get(pid, 0.0) for pid in product_ids])
+        if self.collaborative is not None:
+            scores["collaborative"] = self.collaborative.score(user_id, product_ids)
+        return scores
+
+    def _ranked(self, user_id: str, query: np.ndarray | None, candidates: dict[str, dict],
+                weights: dict[str, float], strategy: str, cold_start: bool, limit: int) -> Recommendations:
+        product_ids = list(candidates)
+        normalised = {source: _min_max(raw) if raw is not None else None
+                      for source, raw in self.score(user_id, query, product_ids).items()}
+        effective = effective_weights(weights, {s for s, v in normalised.items() if v is not None})
+        blended = np.zeros(len(product_ids))
+        for source, weight in effective.items():
+            blended += weight * np.nan_to_num(normalised[source], nan=0.0)
+        order = sorted(range(len(product_ids)), key=lambda i: (-blended[i], product_ids[i]))[:limit]
+        items = [
+            Recommendation(
+                candidates[product_ids[i]], round(float(blended[i]), 6),
+                {source: (None if values is None or np.isnan(values[i]) else round(float(values[i]), 6))
+                 for source, values in normalised.items()},
+            )
+            for i in order
+        ]
+        return Recommendations(strategy, cold_start, effective, items)
+
+
+def effective_weights(weights: dict[str, float], available: set[str]) -> dict[str, float]:
+    """The weights of the available sources, rescaled to sum to 1 (a missing source's weight is shared)."""
+    usable = {source: weight for source, weight in weights.items() if source in available and weight > 0}
+    total = sum(usable.values())
+    if not total:
+        return {source: 1.0 / len(available) for source in sorted(available)} if available else {}
+    return {source: weight / total for source, weight in usable.items()}
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] over the candidates (NaN stays NaN; all equal → 1)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return values
+    low, high = finite.min(), finite.max()
+    if high == low:
+        return np.where(np.isfinite(values), 1.0, np.nan)
+    return (values - low) / (high - low)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).astype(np.float32) if norm else vector

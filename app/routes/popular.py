@@ -1,0 +1,42 @@
+"""GET /popular and GET /popular/categories: time-decayed, event-weighted popularity."""
+from __future__ import annotations
+
+from flask import Blueprint
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..milvus_filters import ProductFilter
+from ..requests import query_args
+from ..resources import resources
+from .search import FilterText
+
+bp = Blueprint("popular", __name__, url_prefix="/popular")
+
+
+class PopularParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(10, ge=1, le=100)
+    category: FilterText | None = None
+
+
+class PopularCategoriesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(10, ge=1, le=100)
+
+
+@bp.get("")
+def popular_products():
+    params = query_args(PopularParams)
+    res = resources()
+    products = res.recommender.popular(params.limit, ProductFilter(category=params.category, active=True))
+    scores = res.events.popularity_of(list(products))
+    return {"results": [{**product, "popularity": round(scores.get(pid, 0.0), 6)} for pid, product in products.items()]}
+
+
+@bp.get("/categories")
+def popular_categories():
+    params = query_args(PopularCategoriesParams)
+    rows = resources().events.popular_categories(params.limit)
+    return {"results": [{"category": category, "popularity": round(score, 6), "events": events}
+                        for category, score, events in rows]}

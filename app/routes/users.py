@@ -1,0 +1,89 @@
+"""GET /users/<id> (profile) and GET /users/<id>/recommendations."""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from flask import Blueprint
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..catalog import ID_PATTERN
+from ..errors import ApiError
+from ..recommend import SOURCES, Recommendations
+from ..resources import resources
+from ..requests import query_args
+from .search import FilterText
+
+bp = Blueprint("users", __name__, url_prefix="/users")
+
+RECENT_EVENTS = 10
+
+
+class RecommendationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["hybrid", "content", "popular"] = "hybrid"
+    limit: int = Field(10, ge=1, le=100)
+    category: FilterText | None = None
+    exclude_purchased: bool = True
+    weights: dict[str, float] | None = None
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _parse_weights(cls, value):
+        """`content:0.5,collaborative:0.4,popular:0.1`: known sources, non-negative, not all zero."""
+        if value is None or isinstance(value, dict):
+            return value
+        weights = {}
+        for part in str(value).split(","):
+            source, _, number = part.partition(":")
+            source = source.strip()
+            if source not in SOURCES:
+                raise ValueError(f"unknown source {source!r}; use {', '.join(SOURCES)}")
+            try:
+                weights[source] = float(number)
+            except ValueError:
+                raise ValueError(f"weight of {source} is not a number") from None
+            if not 0 <= weights[source] <= 1e6:
+                raise ValueError(f"weight of {source} must be a non-negative number")
+        if not any(weights.values()):
+            raise ValueError("at least one weight must be positive")
+        return weights
+
+
+def valid_user_id(user_id: str) -> str:
+    if not re.fullmatch(ID_PATTERN, user_id):
+        raise ApiError(422, "invalid_field", f"user_id must match {ID_PATTERN}", "user_id")
+    return user_id
+
+
+@bp.get("/<user_id>")
+def user_profile(user_id: str):
+    res = resources()
+    profile = res.events.profile(valid_user_id(user_id))
+    if profile is None:
+        raise ApiError(404, "user_not_found", f"no events for user {user_id!r}")
+    recent = res.events.recent_events(user_id, RECENT_EVENTS)
+    return {
+        "user_id": user_id,
+        **profile,
+        "has_vector": bool(res.users.get([user_id])),
+        "recent_events": [event.__dict__ for event in recent],
+    }
+
+
+@bp.get("/<user_id>/recommendations")
+def recommendations(user_id: str):
+    params = query_args(RecommendationParams)
+    result: Recommendations = resources().recommender.recommend(
+        valid_user_id(user_id), params.strategy, params.limit, params.category, params.exclude_purchased,
+        params.weights,
+    )
+    return {
+        "user_id": user_id,
+        "requested_strategy": params.strategy,
+        "strategy": result.strategy,
+        "cold_start": result.cold_start,
+        "weights": {source: round(weight, 6) for source, weight in result.weights.items()},
+        "results": [{**item.product, "score": item.score, "scores": item.scores} for item in result.items],
+    }

@@ -1,0 +1,93 @@
+"""Recommendations and popularity through the API, on the seeded mock catalogue."""
+from tests.test_events import active_products
+
+
+def post(client, user_id, products, event_type="view"):
+    events = [{"user_id": user_id, "product_id": p["product_id"], "event_type": event_type} for p in products]
+    response = client.post("/events", json=events)
+    assert response.status_code == 200, response.json
+
+
+def recommend(client, user_id, **params):
+    response = client.get(f"/users/{user_id}/recommendations", query_string=params)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_nike_running_shoe_fan_gets_sports_nike_items_from_content(client, catalog):
+    shoes = active_products(catalog, brand="Nike", sub_category="running shoes")
+    assert shoes
+    post(client, "rec-nike-fan", shoes)
+    post(client, "rec-nike-fan", shoes, "add_to_cart")
+    body = recommend(client, "rec-nike-fan", strategy="content", limit=5)
+    assert body["strategy"] == "content" and body["cold_start"] is False
+    top = body["results"]
+    assert len(top) == 5 and all(item["category"] == "Sports" for item in top)
+    assert sum(item["brand"] == "Nike" or item["sub_category"] == "running shoes" for item in top) >= 4
+    assert all(item["scores"]["content"] is not None for item in top)
+
+
+def test_purchased_items_never_come_back(client, catalog):
+    laptops = active_products(catalog, sub_category="laptop")[:3]
+    post(client, "rec-buyer", laptops, "purchase")
+    purchased = {p["product_id"] for p in laptops}
+    for strategy in ("hybrid", "content", "popular"):
+        ids = {item["product_id"] for item in recommend(client, "rec-buyer", strategy=strategy, limit=50)["results"]}
+        assert ids and not ids & purchased, strategy
+    with_purchased = recommend(client, "rec-buyer", strategy="content", limit=5, exclude_purchased="false")
+    assert {item["product_id"] for item in with_purchased["results"]} & purchased
+
+
+def test_new_user_gets_popular_items_as_cold_start(client, catalog):
+    post(client, "rec-popular-maker", active_products(catalog, sub_category="coffee")[:3], "purchase")
+    body = recommend(client, "rec-never-seen", limit=5)
+    assert body["strategy"] == "popular" and body["cold_start"] is True and body["requested_strategy"] == "hybrid"
+    popular = client.get("/popular", query_string={"limit": 5}).json["results"]
+    assert [item["product_id"] for item in body["results"]] == [item["product_id"] for item in popular]
+    scores = [item["popularity"] for item in popular]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+
+
+def test_popular_by_category_and_categories(client, catalog):
+    post(client, "rec-toy-fan", active_products(catalog, category="Toys")[:5], "add_to_cart")
+    toys = client.get("/popular", query_string={"category": "Toys", "limit": 5}).json["results"]
+    assert toys and all(item["category"] == "Toys" for item in toys)
+    categories = client.get("/popular/categories").json["results"]
+    assert "Toys" in [row["category"] for row in categories]
+
+
+def test_inactive_products_are_never_returned(client, catalog):
+    product = active_products(catalog, sub_category="tea")[0]
+    post(client, "rec-tea-fan", [product] * 1, "purchase")
+    post(client, "rec-tea-fan-2", [product], "purchase")
+    assert product["product_id"] in [i["product_id"] for i in client.get("/popular", query_string={"limit": 100}).json["results"]]
+    assert client.post("/products", json={**product, "active": False}).status_code == 200
+    try:
+        popular = client.get("/popular", query_string={"limit": 100}).json["results"]
+        assert product["product_id"] not in [item["product_id"] for item in popular]
+        recs = recommend(client, "rec-tea-fan-3", limit=100)["results"]
+        assert product["product_id"] not in [item["product_id"] for item in recs]
+    finally:
+        client.post("/products", json=product)
+
+
+def test_weights_change_the_order(client, catalog):
+    post(client, "rec-weights", active_products(catalog, sub_category="yoga mat")[:3])
+    content_heavy = recommend(client, "rec-weights", weights="content:1,popular:0", limit=10)
+    popular_heavy = recommend(client, "rec-weights", weights="content:0.01,popular:1", limit=10)
+    assert content_heavy["weights"] == {"content": 1.0}
+    assert [i["product_id"] for i in content_heavy["results"]] != [i["product_id"] for i in popular_heavy["results"]]
+    scores = [item["scores"]["popular"] for item in popular_heavy["results"]]
+    assert scores[0] == max(scores)
+    default = recommend(client, "rec-weights")
+    assert default["strategy"] == "hybrid"
+    assert default["weights"] == {"content": round(0.5 / 0.6, 6), "popular": round(0.1 / 0.6, 6)}
+    assert all(item["scores"]["collaborative"] is None for item in default["results"])
+
+
+def test_bad_recommendation_parameters(client):
+    for params, field in [({"strategy": "magic"}, "strategy"), ({"limit": 0}, "limit"),
+                          ({"weights": "content:-1"}, "weights"), ({"weights": "magic:1"}, "weights"),
+                          ({"weights": "content:0,popular:0"}, "weights"), ({"exclude_purchased": "perhaps"}, "exclude_purchased")]:
+        response = client.get("/users/anyone/recommendations", query_string=params)
+        assert response.status_code == 422 and response.json["error"]["field"] == field, params
