@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SEED_COUNT ?= 2000
+INTERACTION_USERS ?= 500
 export HF_HUB_OFFLINE := 1
 
 .PHONY: install seed run test bench
@@ -17,6 +18,7 @@ $(VENV)/.installed: requirements.txt
 
 seed: install
 	$(BIN)/python -m seed --resume products --count $(SEED_COUNT)
+	$(BIN)/python -m seed interactions --users $(INTERACTION_USERS)
 
 run: seed
 	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
@@ -26,3 +28,4 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.events

@@ -12,7 +12,7 @@ from .errors import ApiError
 from .events import Event
 
 MAX_EVENTS_PER_REQUEST = 1000
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FUTURE_TOLERANCE = timedelta(days=1)
 
 
@@ -41,6 +41,6 @@ class EventIn(BaseModel):
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         if not EARLIEST <= moment <= now + FUTURE_TOLERANCE:
-            raise ApiError(422, "invalid_field", "timestamp must lie between 2000 and now", "timestamp")
+            raise ApiError(422, "invalid_field", "timestamp must lie between 1970 and now", "timestamp")
         return Event(self.event_id or uuid.uuid4().hex, self.user_id, self.product_id, self.event_type,
                      self.rating, moment.timestamp())
