@@ -18,9 +18,10 @@ PRODUCT_FIELDS = (
     "product_id", "name", "description", "brand", "category", "sub_category", "price", "rating",
     "rating_count", "sold_count", "active", "skus", "created_at",
 )
-SEARCH_MODES = ("hybrid", "dense", "sparse")
-FUSIONS = ("rrf", "weighted")
 MAX_BATCH_ROWS = 500
+# gRPC servers (Milvus Lite's included) refuse keepalive pings more often than every 5 minutes by default
+# ("too_many_pings" GOAWAY); pymilvus pings every 10 s, idle or not.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000}
 
 
 def connect(settings: Settings) -> MilvusClient:
@@ -29,7 +30,8 @@ def connect(settings: Settings) -> MilvusClient:
     if "://" not in uri:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
         logging.getLogger("grpc._server").addFilter(_HideUnimplementedTimestamp())
-    return MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_timeout)
+    return MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_timeout,
+                        grpc_options=GRPC_OPTIONS)
 
 
 class _HideUnimplementedTimestamp(logging.Filter):

@@ -109,9 +109,6 @@ class UserVectorStore:
         for start in range(0, len(rows), 500):
             self.client.upsert(self.collection, rows[start:start + 500])
 
-    def delete_all(self) -> None:
-        self.client.delete(self.collection, filter='user_id != ""')
-
     def count(self) -> int:
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])

@@ -166,3 +166,13 @@ def test_unknown_routes_and_methods_are_json(client):
     response = client.put("/search")
     assert response.status_code == 405 and response.json["error"]["code"] == "method_not_allowed"
     assert client.get("/products/" + "x" * 65).status_code == 422
+
+
+def test_health_names_an_unreachable_database(tmp_path):
+    from app import create_app
+    from app.settings import Settings
+
+    settings = Settings.from_env({}, data_dir=tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    response = create_app({"SETTINGS": settings}).test_client().get("/health")
+    assert response.status_code == 503
+    assert response.json == {"status": "degraded", "failing": ["database"]}

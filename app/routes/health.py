@@ -13,12 +13,18 @@ log = logging.getLogger(__name__)
 
 @bp.get("/health")
 def health():
-    """200 when Milvus answers, 503 naming the failing dependency otherwise."""
-    try:
-        resources().client.list_collections()
-    except Exception as exc:  # any failure of the store means degraded
-        log.warning("health check: milvus unreachable: %s", type(exc).__name__)
-        return {"status": "degraded", "failing": ["milvus"]}, 503
+    """200 when Milvus and the database answer, 503 naming the failing dependencies otherwise."""
+    res = resources()
+    checks = {"milvus": lambda: res.client.list_collections(), "database": lambda: res.events.ping()}
+    failing = []
+    for name, check in checks.items():
+        try:
+            check()
+        except Exception as exc:  # any failure of a dependency means degraded
+            log.warning("health check: %s unreachable: %s", name, type(exc).__name__)
+            failing.append(name)
+    if failing:
+        return {"status": "degraded", "failing": failing}, 503
     return {"status": "ok"}
 
 
