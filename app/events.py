@@ -131,6 +131,8 @@ class EventStore:
         return inserted
 
     def _add_popularity(self, connection: Connection, inserted: Sequence[Event], categories: dict[str, str]) -> None:
+        if not inserted:
+            return
         per_product: dict[str, list[float]] = {}
         for event in inserted:
             totals = per_product.setdefault(event.product_id, [0.0, 0])
@@ -141,24 +143,14 @@ class EventStore:
             totals = per_category.setdefault(categories.get(product_id, ""), [0.0, 0])
             totals[0] += score
             totals[1] += count
-        insert = _dialect_insert(self.engine)
-        for product_id, (score, count) in sorted(per_product.items()):
-            statement = insert(product_popularity).values(
-                product_id=product_id, category=categories.get(product_id, ""), score=score, events=count
-            )
-            connection.execute(statement.on_conflict_do_update(
-                index_elements=["product_id"],
-                set_={"score": product_popularity.c.score + statement.excluded.score,
-                      "events": product_popularity.c.events + statement.excluded.events,
-                      "category": statement.excluded.category},
-            ))
-        for category, (score, count) in sorted(per_category.items()):
-            statement = insert(category_popularity).values(category=category, score=score, events=count)
-            connection.execute(statement.on_conflict_do_update(
-                index_elements=["category"],
-                set_={"score": category_popularity.c.score + statement.excluded.score,
-                      "events": category_popularity.c.events + statement.excluded.events},
-            ))
+        _increment(connection, product_popularity, "product_id", [
+            {"product_id": product_id, "category": categories.get(product_id, ""), "score": score, "events": count}
+            for product_id, (score, count) in sorted(per_product.items())
+        ])
+        _increment(connection, category_popularity, "category", [
+            {"category": category, "score": score, "events": count}
+            for category, (score, count) in sorted(per_category.items())
+        ])
 
     def popularity_increment(self, event: Event) -> float:
         weight = self.weights[event.event_type]
@@ -282,6 +274,14 @@ class EventStore:
 def _event(row) -> Event:
     return Event(row["event_id"], row["user_id"], row["product_id"], row["event_type"], row["rating"],
                  row["occurred_at"])
+
+
+def _increment(connection: Connection, table: Table, key: str, rows: list[dict]) -> None:
+    """Insert the rows, or add their score and events to the row with the same key (one statement)."""
+    statement = _dialect_insert(connection.engine)(table)
+    updates = {"score": table.c.score + statement.excluded.score, "events": table.c.events + statement.excluded.events}
+    updates.update({column: statement.excluded[column] for column in rows[0] if column not in (key, "score", "events")})
+    connection.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates), rows)
 
 
 def _dialect_insert(engine: Engine):

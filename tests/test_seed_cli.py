@@ -93,3 +93,15 @@ def test_movielens_movies_become_products(tmp_path):
     out = seed(tmp_path / "data", "movielens", str(small))
     assert "products: written=30 " in out and f"events: written={len(kept)} " in out
     assert "ml1" in stored_ids(tmp_path / "data")
+
+
+def test_interactions_are_generated_from_the_stored_catalogue_once(tmp_path):
+    data_dir = tmp_path / "data"
+    seed(data_dir, "products", "--count", "80")
+    export = tmp_path / "events.csv"
+    out = seed(data_dir, "interactions", "--users", "6", "--min", "5", "--max", "10", "--export", str(export))
+    rows = export.read_text().splitlines()[1:]
+    assert 30 <= len(rows) <= 60 and f"events: written={len(rows)} already_stored=0 invalid=0" in out
+    assert {row.split(",")[2] for row in rows} <= {f"P{i:07d}" for i in range(80)}
+    again = seed(data_dir, "interactions", "--users", "6", "--min", "5", "--max", "10")
+    assert f"events: written=0 already_stored={len(rows)}" in again
