@@ -14,7 +14,6 @@ from .users import UserVectorStore
 
 SOURCES = ("content", "collaborative", "popular")
 DEFAULT_WEIGHTS = {"content": 0.5, "collaborative": 0.4, "popular": 0.1}
-STRATEGIES = ("hybrid", "content", "popular")
 POPULAR_PAGE = 200
 
 
@@ -63,7 +62,13 @@ class Recommender:
             return self._ranked(user_id, query, candidates, {"content": 1.0}, "content", False, limit)
         for product_id, product in self.popular(self.candidates, product_filter).items():
             candidates.setdefault(product_id, product)
+        if strategy == "ncf" and self._model_knows(user_id):
+            return self._ranked(user_id, query, candidates, {"collaborative": 1.0}, "ncf", False, limit)
         return self._ranked(user_id, query, candidates, weights or DEFAULT_WEIGHTS, "hybrid", False, limit)
+
+    def _model_knows(self, user_id: str) -> bool:
+        """Whether a collaborative model is served and was trained with this user."""
+        return self.collaborative is not None and self.collaborative.score(user_id, []) is not None
 
     def popular(self, limit: int, product_filter: ProductFilter) -> dict[str, dict]:
         """The most popular active products passing the filter, most popular first."""
@@ -103,9 +108,12 @@ class Recommender:
         normalised = {source: _min_max(raw) if raw is not None else None
                       for source, raw in self.score(user_id, query, product_ids).items()}
         effective = effective_weights(weights, {s for s, v in normalised.items() if v is not None})
-        blended = np.zeros(len(product_ids))
+        total, weight_sum = np.zeros(len(product_ids)), np.zeros(len(product_ids))
         for source, weight in effective.items():
-            blended += weight * np.nan_to_num(normalised[source], nan=0.0)
+            present = np.isfinite(normalised[source])  # a product the model never saw has no score here
+            total[present] += weight * normalised[source][present]
+            weight_sum[present] += weight
+        blended = np.divide(total, weight_sum, out=np.zeros_like(total), where=weight_sum > 0)
         order = sorted(range(len(product_ids)), key=lambda i: (-blended[i], product_ids[i]))[:limit]
         items = [
             Recommendation(

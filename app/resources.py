@@ -6,6 +6,7 @@ import threading
 from flask import Flask, current_app
 from pymilvus import MilvusClient
 
+from .collaborative import ServedModel
 from .embedding import DenseEncoder, load_encoder
 from .events import EventStore, make_engine
 from .ingest import EventIngestor
@@ -71,9 +72,15 @@ class Resources:
         ))
 
     @property
+    def served_model(self) -> ServedModel:
+        return self._build("_served_model", lambda: ServedModel(
+            self.settings.resolved_models_dir, self.settings.model_check_seconds,
+        ))
+
+    @property
     def recommender(self) -> Recommender:
         return self._build("_recommender", lambda: Recommender(
-            self.products, self.users, self.events, self.settings.recommendation_candidates,
+            self.products, self.users, self.events, self.settings.recommendation_candidates, self.served_model,
         ))
 
 

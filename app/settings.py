@@ -39,6 +39,8 @@ class Settings:
     user_vector_half_life_days: float = 0.0  # 0: no time decay of user vectors
     popularity_half_life_days: float = 7.0  # 0: no time decay of popularity
     recommendation_candidates: int = 100
+    models_dir: str = ""  # empty: DATA_DIR/models
+    model_check_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -59,6 +61,10 @@ class Settings:
             raise ValueError(f"SPARSE_MODE must be one of {SPARSE_MODES}, got {self.sparse_mode!r}")
         if self.index_type not in INDEX_TYPES:
             raise ValueError(f"INDEX_TYPE must be one of {INDEX_TYPES}, got {self.index_type!r}")
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return Path(self.models_dir) if self.models_dir else Path(self.data_dir) / "models"
 
     @property
     def event_weights(self) -> dict[str, float]:

@@ -28,7 +28,7 @@ class TopPop:
 class DotProductMF(nn.Module):
     """Logit = <p_u, q_i> + b_u + b_i + b (Rendle et al. 2020, "NCF vs. MF Revisited")."""
 
-    def __init__(self, n_users: int, n_items: int, embed_dim: int, init_std: float = 0.01):
+    def __init__(self, n_users: int, n_items: int, embed_dim: int, init_std: float):
         super().__init__()
         self.user = nn.Embedding(n_users, embed_dim)
         self.item = nn.Embedding(n_items, embed_dim)
@@ -62,7 +62,7 @@ class MatrixFactorization:
 
     def fit(self, interactions: Interactions, config: TrainConfig = MF_CONFIG) -> "MatrixFactorization":
         seed_everything(config.seed)
-        self.model = DotProductMF(interactions.n_users, interactions.n_items, config.embed_dim)
+        self.model = DotProductMF(interactions.n_users, interactions.n_items, config.embed_dim, config.init_std)
         self.history: History = train_model(self.model, split_data(interactions, config), config)
         self.train_seconds = self.history.train_seconds
         return self

@@ -81,8 +81,8 @@ def from_movielens(path: str | Path) -> Interactions:
 
 
 def from_event_store(database_url: str | None = None, event_weights: Mapping[str, float] | None = None,
-                     merge: str = "max") -> Interactions:
-    """All events of the service's SQL `events` table; an event weighs its type's weight.
+                     merge: str = "max", max_row_id: int | None = None) -> Interactions:
+    """The service's SQL `events` (rows up to `max_row_id`, if given); an event weighs its type's weight.
 
     Defaults come from the service settings (`Settings.from_env()`): its database and `event_weights`.
     Events whose type has no positive weight are ignored.
@@ -96,12 +96,13 @@ def from_event_store(database_url: str | None = None, event_weights: Mapping[str
         settings = Settings.from_env()
         database_url = database_url or settings.resolved_database_url
         event_weights = settings.event_weights if event_weights is None else event_weights
+    query = select(events.c.user_id, events.c.product_id, events.c.event_type, events.c.occurred_at)
+    if max_row_id is not None:
+        query = query.where(events.c.id <= max_row_id)
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(select(
-                events.c.user_id, events.c.product_id, events.c.event_type, events.c.occurred_at
-            )).all()
+            rows = connection.execute(query).all()
     finally:
         engine.dispose()
     rows = [row for row in rows if event_weights.get(row.event_type, 0.0) > 0]
@@ -110,6 +111,20 @@ def from_event_store(database_url: str | None = None, event_weights: Mapping[str
     return from_records([row.user_id for row in rows], [row.product_id for row in rows],
                         [event_weights[row.event_type] for row in rows], [row.occurred_at for row in rows],
                         merge=merge)
+
+
+def latest_event_row(database_url: str) -> int:
+    """The highest row id of the `events` table (0 when empty): pins the events a model was trained on."""
+    from sqlalchemy import func, select
+
+    from app.events import events, make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
+    finally:
+        engine.dispose()
 
 
 # ---- leave-one-out split ------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ class NeuMF(nn.Module):
     """
 
     def __init__(self, n_users: int, n_items: int, embed_dim: int = 64, layers: Sequence[int] = (128, 64, 32),
-                 dropout: float = 0.0):
+                 init_std: float = 0.01):
         super().__init__()
         self.n_users, self.n_items = n_users, n_items
-        self.embed_dim, self.layers, self.dropout = embed_dim, tuple(layers), dropout
+        self.embed_dim, self.layers, self.init_std = embed_dim, tuple(layers), init_std
         self.gmf_user = nn.Embedding(n_users, embed_dim)
         self.gmf_item = nn.Embedding(n_items, embed_dim)
         self.mlp_user = nn.Embedding(n_users, embed_dim)
@@ -27,16 +27,16 @@ class NeuMF(nn.Module):
         blocks: list[nn.Module] = []
         width = 2 * embed_dim
         for size in self.layers:
-            blocks += [nn.Linear(width, size), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+            blocks += [nn.Linear(width, size), nn.ReLU()]
             width = size
         self.mlp = nn.Sequential(*blocks)
         self.output = nn.Linear(embed_dim + width, 1)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """The paper's init: embeddings N(0, 0.01²); Xavier-uniform linear weights, zero biases."""
+        """Embeddings N(0, init_std²) (the paper: 0.01); Xavier-uniform linear weights, zero biases."""
         for embedding in self.embeddings():
-            nn.init.normal_(embedding.weight, std=0.01)
+            nn.init.normal_(embedding.weight, std=self.init_std)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
@@ -68,4 +68,4 @@ class NeuMF(nn.Module):
 
     def hyperparameters(self) -> dict:
         return {"n_users": self.n_users, "n_items": self.n_items, "embed_dim": self.embed_dim,
-                "layers": list(self.layers), "dropout": self.dropout}
+                "layers": list(self.layers), "init_std": self.init_std}

@@ -28,6 +28,7 @@ class TrainConfig:
     lr: float = 1e-3
     embed_dim: int = 64
     layers: tuple[int, ...] = (128, 64, 32)
+    init_std: float = 0.01  # of the embeddings
     negatives: int = 4  # sampled per positive, anew each epoch
     l2: float = 0.0  # on the embedding rows of each batch, per example
     lr_schedule: str = "plateau"  # plateau: halve the lr after an epoch without a better validation NDCG@10
@@ -72,7 +73,7 @@ def split_data(interactions: Interactions, config: TrainConfig) -> Split:
 def fit(interactions: Interactions, config: TrainConfig = TrainConfig()) -> tuple[NeuMF, History]:
     """Train NeuMF on the training part of `split_data(interactions, config)`; best validation weights."""
     seed_everything(config.seed)
-    model = NeuMF(interactions.n_users, interactions.n_items, config.embed_dim, config.layers)
+    model = NeuMF(interactions.n_users, interactions.n_items, config.embed_dim, config.layers, config.init_std)
     history = train_model(model, split_data(interactions, config), config)
     return model, history
 
@@ -122,7 +123,7 @@ def train_model(model: nn.Module, split: Split, config: TrainConfig) -> History:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(logits)
+            total_loss += float(loss.detach()) * len(logits)
         validation = sampled_metrics(model, split.validation) if len(split.validation) else {}
         ndcg = validation.get("ndcg@10", -float(total_loss))  # without validation users: lowest loss wins
         record = {"epoch": epoch, "loss": total_loss / len(users), "lr": lr,

@@ -22,7 +22,7 @@ RECENT_EVENTS = 10
 class RecommendationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Literal["hybrid", "content", "popular"] = "hybrid"
+    strategy: Literal["hybrid", "ncf", "content", "popular"] = "hybrid"
     limit: int = Field(10, ge=1, le=100)
     category: FilterText | None = None
     exclude_purchased: bool = True

@@ -1,0 +1,106 @@
+"""NCFRecommender: a trained NeuMF with its id mappings, served by external ids; saved as a model directory."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .data import Interactions
+from .mappings import IdMapping, load_mappings, save_mappings
+from .model import NeuMF
+from .train import History, TrainConfig, fit
+
+WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
+MODEL_FILES = (WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE)
+MODEL_DIR_PATTERN = re.compile(r"^ncf-(\d{8}T\d{6}Z)-[0-9a-f]+$")
+
+
+class NCFRecommender:
+    """Scores and recommends products for users by their external ids."""
+
+    def __init__(self, config: TrainConfig = TrainConfig()):
+        self.config = config
+        self.model: NeuMF | None = None
+        self.user_ids = IdMapping([])
+        self.item_ids = IdMapping([])
+        self.history = History()
+        self.metrics: dict = {}
+        self.source: dict = {}  # where the training data came from, to rebuild the split
+
+    def fit(self, interactions: Interactions) -> "NCFRecommender":
+        self.model, self.history = fit(interactions, self.config)
+        self.user_ids, self.item_ids = interactions.user_ids, interactions.item_ids
+        return self
+
+    def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None:
+        """Scores (logits, higher is better) of the products for the user, in one forward pass.
+
+        None for a user the model has never seen; NaN for products it has never seen.
+        """
+        user = self.user_ids.index(user_id)
+        if user is None:
+            return None
+        items = self.item_ids.indices(product_ids)
+        known = items >= 0
+        scores = np.full(len(items), np.nan, dtype=np.float32)
+        scores[known] = self.model.score(np.full(int(known.sum()), user), items[known])
+        return scores
+
+    def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
+        """The k best (product id, score) over the whole catalogue, without `exclude`; [] for an unknown user."""
+        user = self.user_ids.index(user_id)
+        if user is None:
+            return []
+        scores = self.model.score(np.full(len(self.item_ids), user), np.arange(len(self.item_ids)))
+        excluded = self.item_ids.indices(list(exclude))
+        scores[excluded[excluded >= 0]] = -np.inf
+        k = min(k, int(np.isfinite(scores).sum()))
+        top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.item_ids.ids[i], float(scores[i])) for i in top]
+
+    def save(self, directory: str | Path) -> Path:
+        """Write model.pt, mappings.json, config.json and metrics.json into `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.model.state_dict(), directory / WEIGHTS_FILE)
+        save_mappings(directory / MAPPINGS_FILE, self.user_ids, self.item_ids)
+        config = {"train": self.config.to_dict(), "model": self.model.hyperparameters(), "source": self.source,
+                  "history": self.history.to_dict()}
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        (directory / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2), encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "NCFRecommender":
+        directory = Path(directory)
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        recommender = cls(TrainConfig.from_dict(config["train"]))
+        recommender.model = NeuMF(**config["model"])
+        recommender.model.load_state_dict(torch.load(directory / WEIGHTS_FILE, weights_only=True))
+        recommender.model.eval()
+        recommender.user_ids, recommender.item_ids = load_mappings(directory / MAPPINGS_FILE)
+        recommender.history = History(**config["history"])
+        recommender.source = config["source"]
+        recommender.metrics = json.loads((directory / METRICS_FILE).read_text(encoding="utf-8"))
+        return recommender
+
+
+def latest_model_dir(root: str | Path) -> Path | None:
+    """The newest complete model directory `ncf-<UTC time>-<hash>` under `root` (None if there is none).
+
+    Directories being written have another name until they are complete (see `python -m ncf train`).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    complete = [path for path in root.iterdir()
+                if path.is_dir() and MODEL_DIR_PATTERN.match(path.name)
+                and all((path / name).is_file() for name in MODEL_FILES)]
+    if not complete:
+        return None
+    return max(complete, key=lambda path: (MODEL_DIR_PATTERN.match(path.name).group(1), path.stat().st_mtime_ns))

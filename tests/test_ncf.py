@@ -1,0 +1,257 @@
+"""ncf/: data and split, negative sampling, metrics, NeuMF vs TopPop on planted clusters, save/load, CLI.
+
+Small generated data only (no Milvus, no text model); run alone with
+`python -m pytest tests/test_ncf.py -q -p no:cacheprovider --noconftest`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from app.events import Event, EventStore, make_engine
+from ncf.__main__ import evaluate_model_dir, main
+from ncf.baselines import MatrixFactorization, TopPop
+from ncf.data import (
+    HeldOut, contains_pairs, from_event_store, from_records, leave_one_out, sample_training_negatives,
+)
+from ncf.evaluate import evaluate, full_catalogue_metrics, rank_metrics, sampled_metrics
+from ncf.mappings import IdMapping
+from ncf.recommender import NCFRecommender, latest_model_dir
+from ncf.train import TrainConfig, split_data
+
+WEIGHTS = {"view": 0.1, "add_to_cart": 0.3, "purchase": 0.6, "rating": 0.2}
+SMALL = TrainConfig(epochs=25, batch_size=256, lr=0.005, embed_dim=16, layers=(32, 16), negatives=4, patience=4,
+                    seed=1, threads=1, progress=False)
+
+
+def planted_clusters(n_users=200, n_items=300, clusters=10, per_user=15, inside=0.95, seed=0):
+    """Users interact mostly within their cluster (10 clusters of 30 items), preferring its head items (Zipf-like)."""
+    rng = np.random.default_rng(seed)
+    cluster_items = np.array_split(rng.permutation(n_items), clusters)
+    users, items, times = [], [], []
+    for user in range(n_users):
+        own = cluster_items[user % clusters]
+        preference = 1.0 / np.arange(1, len(own) + 1) ** 0.8
+        inside_count = rng.binomial(per_user, inside)
+        chosen = set(rng.choice(own, size=inside_count, replace=False, p=preference / preference.sum()).tolist())
+        while len(chosen) < per_user:
+            chosen.add(int(rng.integers(n_items)))
+        for item in chosen:
+            users.append(f"u{user}")
+            items.append(f"i{item}")
+            times.append(float(rng.integers(1_700_000_000, 1_700_100_000)))
+    return from_records(users, items, np.ones(len(users)), times)
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    return planted_clusters()
+
+
+@pytest.fixture(scope="module")
+def recommender(clusters):
+    return NCFRecommender(SMALL).fit(clusters)
+
+
+# ---- data ---------------------------------------------------------------------------------------------
+
+def test_records_merge_pairs_by_max_or_sum_and_keep_the_latest_time():
+    rows = (["b", "a", "a", "a"], ["x", "x", "y", "x"], [0.1, 0.6, 0.3, 0.1], [5.0, 1.0, 2.0, 3.0])
+    merged = from_records(*rows)
+    assert merged.user_ids.ids == ["a", "b"] and merged.item_ids.ids == ["x", "y"]
+    pairs = {(merged.user_ids.ids[u], merged.item_ids.ids[i]): (w, t)
+             for u, i, w, t in zip(merged.users, merged.items, merged.weights, merged.timestamps)}
+    assert pairs == {("a", "x"): (pytest.approx(0.6), 3.0), ("a", "y"): (pytest.approx(0.3), 2.0),
+                     ("b", "x"): (pytest.approx(0.1), 5.0)}
+    summed = from_records(*rows, merge="sum")
+    assert sorted(summed.weights.tolist()) == pytest.approx([0.1, 0.3, 0.7])
+
+
+def test_leave_one_out_holds_out_the_latest_then_the_previous_interaction(clusters):
+    split = leave_one_out(clusters, num_negatives=99, seed=3)
+    assert len(split.test) == len(split.validation) == clusters.n_users
+    assert len(split.train) == len(clusters) - 2 * clusters.n_users
+    latest = {}
+    for u, i, t in zip(clusters.users, clusters.items, clusters.timestamps):
+        latest.setdefault(int(u), []).append((t, int(i)))
+    for user, item in zip(split.test.users[:20], split.test.items[:20]):
+        ordered = sorted(latest[int(user)])
+        assert item == ordered[-1][1]
+        assert split.validation.items[list(split.validation.users).index(user)] == ordered[-2][1]
+    touched = clusters.pair_keys()
+    negatives = split.test.negatives
+    assert negatives.shape == (clusters.n_users, 99)
+    assert all(len(set(row)) == 99 for row in negatives)
+    assert not contains_pairs(touched, split.test.users[:, None] * clusters.n_items + negatives).any()
+    assert np.array_equal(leave_one_out(clusters, 99, seed=3).test.negatives, negatives)
+    assert not np.array_equal(leave_one_out(clusters, 99, seed=4).test.negatives, negatives)
+
+
+def test_users_with_fewer_than_three_interactions_stay_in_training():
+    data = from_records(["a", "a", "b", "b", "b"], ["x", "y", "x", "y", "z"], np.ones(5), [1, 2, 1, 2, 3])
+    split = leave_one_out(data, num_negatives=0)
+    assert split.test.users.tolist() == [1] and split.test.items.tolist() == [2]
+    assert split.validation.items.tolist() == [1]
+    assert len(split.train) == 3
+
+
+def test_training_negatives_are_never_positives_and_are_seeded(clusters):
+    keys = clusters.pair_keys()
+    users = np.repeat(clusters.users, 4)
+    negatives = sample_training_negatives(users, keys, clusters.n_items, np.random.default_rng(0))
+    assert not contains_pairs(keys, users * clusters.n_items + negatives).any()
+    again = sample_training_negatives(users, keys, clusters.n_items, np.random.default_rng(0))
+    assert np.array_equal(negatives, again)
+
+
+def test_from_event_store_reads_the_service_events_table(tmp_path):
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(make_engine(url), WEIGHTS, 7)
+    store.init_schema()
+    events = [Event("e1", "alice", "p1", "view", None, 10.0), Event("e2", "alice", "p1", "purchase", None, 20.0),
+              Event("e3", "alice", "p2", "add_to_cart", None, 15.0), Event("e4", "bob", "p1", "rating", 4.0, 5.0),
+              Event("e5", "bob", "p1", "view", None, 30.0)]
+    with store.write_transaction() as connection:
+        store.add(connection, events, {})
+    store.engine.dispose()
+    data = from_event_store(url, WEIGHTS)
+    rows = {(data.user_ids.ids[u], data.item_ids.ids[i]): (round(float(w), 6), t)
+            for u, i, w, t in zip(data.users, data.items, data.weights, data.timestamps)}
+    assert rows == {("alice", "p1"): (0.6, 20.0), ("alice", "p2"): (0.3, 15.0), ("bob", "p1"): (0.2, 30.0)}
+    summed = from_event_store(url, WEIGHTS, merge="sum")
+    assert round(float(summed.weights[0]), 6) == 0.7
+    assert len(from_event_store(url, WEIGHTS, max_row_id=3)) == 2  # e4 and e5 came later
+
+
+# ---- metrics ------------------------------------------------------------------------------------------
+
+def test_rank_metrics_on_hand_computed_ranks():
+    positives = np.array([0.5, 0.95, 0.0])
+    negatives = np.array([[0.9, 0.7, 0.1, 0.2],  # rank 2: hit@3, ndcg 1/log2(4) = 0.5, auc 2/4
+                          [0.9, 0.7, 0.1, 0.2],  # rank 0: ndcg 1, auc 1
+                          [0.0, 0.7, 0.1, 0.2]])  # a tie counts against: rank 4, miss; auc 0.5/4
+    metrics = rank_metrics(positives, negatives, k=3)
+    assert metrics["hr@3"] == pytest.approx(2 / 3)
+    assert metrics["ndcg@3"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert metrics["auc"] == pytest.approx((0.5 + 1.0 + 0.125) / 3)
+    assert rank_metrics(positives[:1], negatives[:1], k=2) == {"hr@2": 0.0, "ndcg@2": 0.0, "auc": 0.5}
+
+
+class TableScorer:
+    """Scores from a fixed (user, item) table."""
+
+    def __init__(self, table):
+        self.table = np.asarray(table, dtype=float)
+
+    def score(self, users, items):
+        return self.table[np.asarray(users), np.asarray(items)]
+
+
+def test_full_catalogue_metrics_exclude_known_items_and_count_coverage():
+    table = [[9, 8, 7, 6, 5, 4],  # user 0 knows items 0 and 1; held out item 3 → rank 1 among {2,3,4,5}
+             [1, 2, 3, 4, 5, 6]]  # user 1 knows item 5; held out item 0 → rank 4 among {0..4}
+    held_out = HeldOut(users=np.array([0, 1]), items=np.array([3, 0]), negatives=np.array([[4], [1]]),
+                       known_users=np.array([1, 0, 0]), known_items=np.array([5, 1, 0]))
+    metrics = full_catalogue_metrics(TableScorer(table), held_out, n_items=6, k=2)
+    assert metrics["recall@2"] == 0.5
+    assert metrics["full_ndcg@2"] == pytest.approx((1 / math.log2(3)) / 2)
+    assert metrics["coverage@2"] == 0.5  # top-2 lists {2, 3} and {4, 3}
+    everything = evaluate(TableScorer(table), held_out, n_items=6, k=2)  # sampled: ranks 0 and 1 of 2
+    assert everything["hr@2"] == 1.0 and everything["auc"] == 0.5
+    assert everything["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+    assert set(everything) == {"hr@2", "ndcg@2", "auc", "recall@2", "full_ndcg@2", "coverage@2"}
+
+
+# ---- models -------------------------------------------------------------------------------------------
+
+def test_neumf_learns_planted_clusters_and_beats_toppop(clusters, recommender):
+    split = split_data(clusters, SMALL)
+    neumf = sampled_metrics(recommender.model, split.test)
+    toppop = sampled_metrics(TopPop().fit(clusters, SMALL), split.test)
+    assert neumf["hr@10"] >= 0.85, neumf  # an oracle knowing the clusters and their popularity gets 0.955
+    assert neumf["hr@10"] >= toppop["hr@10"] + 0.5 and neumf["ndcg@10"] > toppop["ndcg@10"] + 0.4, (neumf, toppop)
+    history = recommender.history
+    assert history.epochs[0]["loss"] > history.epochs[-1]["loss"]
+    assert history.best_epoch == max(history.epochs, key=lambda record: record["val_ndcg@10"])["epoch"]
+    mf = MatrixFactorization().fit(clusters, replace(SMALL, lr=0.01))
+    assert sampled_metrics(mf, split.test)["hr@10"] >= 0.7
+
+
+def test_training_is_reproducible_for_a_seed(clusters):
+    config = replace(SMALL, epochs=2)
+    first, second = NCFRecommender(config).fit(clusters), NCFRecommender(config).fit(clusters)
+    products = clusters.item_ids.ids
+    assert np.array_equal(first.score("u3", products), second.score("u3", products))
+
+
+def test_unknown_users_get_none_and_unknown_products_nan(recommender):
+    assert recommender.score("nobody", ["i1", "i2"]) is None
+    scores = recommender.score("u0", ["i1", "no-such-product", "i2"])
+    assert np.isnan(scores[1]) and np.isfinite(scores[[0, 2]]).all()
+    assert recommender.recommend("nobody", 5) == []
+
+
+def test_recommend_ranks_by_score_and_honours_exclude(recommender):
+    top = recommender.recommend("u0", k=5)
+    assert len(top) == 5 and [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+    best = top[0][0]
+    again = recommender.recommend("u0", k=5, exclude=[best, "no-such-product"])
+    assert best not in [product for product, _ in again] and again[0] == top[1]
+    scores = recommender.score("u0", [product for product, _ in top])
+    assert np.allclose(scores, [s for _, s in top])
+
+
+def test_save_then_load_gives_identical_scores(recommender, tmp_path):
+    recommender.metrics = {"neumf": {"hr@10": 1.0}}
+    recommender.save(tmp_path / "model")
+    loaded = NCFRecommender.load(tmp_path / "model")
+    products = recommender.item_ids.ids + ["no-such-product"]
+    for user in ("u0", "u17", "u199"):
+        assert np.array_equal(loaded.score(user, products), recommender.score(user, products), equal_nan=True)
+    assert loaded.config == recommender.config and loaded.metrics == recommender.metrics
+    assert loaded.user_ids == recommender.user_ids and loaded.item_ids == recommender.item_ids
+
+
+def test_latest_model_dir_ignores_partial_and_foreign_directories(recommender, tmp_path):
+    assert latest_model_dir(tmp_path / "missing") is None
+    older = recommender.save(tmp_path / "ncf-20260101T000000Z-aaaaaaaa")
+    newer = recommender.save(tmp_path / "ncf-20260102T000000Z-bbbbbbbb")
+    recommender.save(tmp_path / ".ncf-20260103T000000Z-cccccccc.partial")  # still being written
+    (tmp_path / "ncf-20260104T000000Z-dddddddd").mkdir()  # incomplete
+    (tmp_path / "other-20260105T000000Z-eeeeeeee").mkdir()
+    assert latest_model_dir(tmp_path) == newer
+    (newer / "model.pt").unlink()
+    assert latest_model_dir(tmp_path) == older
+
+
+def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path):
+    data = planted_clusters(n_users=60, n_items=120, per_user=12, seed=5)
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(make_engine(url), WEIGHTS, 7)
+    store.init_schema()
+    events = [Event(f"e{n}", data.user_ids.ids[u], data.item_ids.ids[i], "purchase", None, float(t))
+              for n, (u, i, t) in enumerate(zip(data.users, data.items, data.timestamps))]
+    with store.write_transaction() as connection:
+        store.add(connection, events, {})
+    store.engine.dispose()
+    out = tmp_path / "models"
+    assert main(["train", "--source", "events", "--database-url", url, "--epochs", "2", "--embed-dim", "8",
+                 "--layers", "16,8", "--threads", "1", "--out", str(out)]) == 0
+    directory = latest_model_dir(out)
+    assert directory is not None and directory.name.startswith("ncf-")
+    assert sorted(path.name for path in out.iterdir()) == [directory.name]  # no partial left behind
+    assert {"model.pt", "mappings.json", "config.json", "metrics.json", "training_results.png"} <= {
+        path.name for path in directory.iterdir()}
+    metrics = json.loads((directory / "metrics.json").read_text())
+    keys = {"hr@10", "ndcg@10", "auc", "recall@10", "full_ndcg@10", "coverage@10", "train_seconds"}
+    assert all(set(metrics[model]) == keys for model in ("neumf", "mf", "toppop"))
+    assert metrics["data"] == {"users": 60, "items": data.n_items, "interactions": len(data)}
+    with store.write_transaction() as connection:  # events after training do not change its split
+        store.add(connection, [Event("late", "newcomer", "i1", "view", None, 2e9)], {})
+    store.engine.dispose()
+    again = evaluate_model_dir(directory, url)
+    assert again["neumf"] == pytest.approx({k: v for k, v in metrics["neumf"].items() if k != "train_seconds"})

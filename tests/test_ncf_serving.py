@@ -1,0 +1,83 @@
+"""NCF served as the collaborative part of recommendations: loaded from MODELS_DIR, hot-swapped."""
+
+import numpy as np
+import pytest
+
+from app.events import Event
+from ncf.data import from_event_store
+from ncf.recommender import NCFRecommender
+from ncf.train import TrainConfig
+from seed.interactions import generate_interactions
+
+USERS = [f"ncf-u{n:05d}" for n in range(1, 41)]
+
+
+def train_and_publish(res, seed: int, stamp: str):
+    interactions = from_event_store(res.settings.resolved_database_url, res.settings.event_weights)
+    config = TrainConfig(epochs=2, batch_size=256, embed_dim=8, layers=(16, 8), seed=seed, progress=False, threads=1)
+    model = NCFRecommender(config).fit(interactions)
+    model.metrics = {"neumf": {}}
+    model.save(res.settings.resolved_models_dir / f"ncf-{stamp}-{seed:06x}")
+    return model
+
+
+@pytest.fixture(scope="module")
+def served(res, catalog):
+    products = [p for p in catalog if p["active"]][:400]
+    events = [Event(e["event_id"], e["user_id"], e["product_id"], e["event_type"], e["rating"], e["timestamp"])
+              for e in generate_interactions(products, len(USERS), min_events=10, max_events=20, seed=5,
+                                             user_prefix="ncf-u")]
+    for start in range(0, len(events), 200):
+        res.ingestor.ingest(events[start:start + 200])
+    res.served_model.check_seconds = 0.0
+    first = train_and_publish(res, 1, "20260101T000000Z")
+    return first
+
+
+def recommend(client, user_id, **params):
+    response = client.get(f"/users/{user_id}/recommendations", query_string=params)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_hybrid_blends_the_collaborative_score_with_default_weights(client, served, res):
+    body = recommend(client, USERS[0], limit=10)
+    assert body["strategy"] == "hybrid"
+    assert body["weights"] == {"content": 0.5, "collaborative": 0.4, "popular": 0.1}
+    assert any(item["scores"]["collaborative"] is not None for item in body["results"])
+
+
+def test_ncf_strategy_ranks_by_the_model(client, served):
+    body = recommend(client, USERS[1], strategy="ncf", limit=10)
+    assert body["strategy"] == "ncf" and body["weights"] == {"collaborative": 1.0}
+    ids = [item["product_id"] for item in body["results"]]
+    scores = served.score(USERS[1], ids)
+    known = ~np.isnan(scores)
+    assert known.sum() >= 5
+    assert list(scores[known]) == sorted(scores[known], reverse=True)
+
+
+def test_a_user_the_model_never_saw_falls_back(client, served, catalog):
+    product = next(p for p in catalog if p["active"])
+    assert client.post("/events", json={"user_id": "ncf-newcomer", "product_id": product["product_id"],
+                                        "event_type": "view"}).status_code == 200
+    body = recommend(client, "ncf-newcomer", strategy="ncf")
+    assert body["strategy"] == "hybrid" and "collaborative" not in body["weights"]
+    assert all(item["scores"]["collaborative"] is None for item in body["results"])
+
+
+def test_a_newer_model_is_served_without_restart(client, served, res):
+    assert res.served_model.version == "ncf-20260101T000000Z-000001"
+    product_ids = [p for p in served.item_ids.ids[:50]]
+    before = res.served_model.score(USERS[2], product_ids)
+    newer = train_and_publish(res, 2, "20260102T000000Z")
+    assert res.served_model.version == "ncf-20260102T000000Z-000002"
+    after = res.served_model.score(USERS[2], product_ids)
+    assert np.allclose(after, newer.score(USERS[2], product_ids)) and not np.allclose(after, before)
+
+
+def test_saved_and_loaded_models_score_identically(served, res, tmp_path):
+    served.save(tmp_path / "copy")
+    loaded = NCFRecommender.load(tmp_path / "copy")
+    ids = list(served.item_ids.ids[:100])
+    assert np.array_equal(served.score(USERS[3], ids), loaded.score(USERS[3], ids))
