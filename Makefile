@@ -1,4 +1,4 @@
-# One command runs the service on the embedded defaults (`make run`), one runs the tests (`make test`).
+# One command sets up, seeds, trains and serves on the embedded defaults (`make run`); one runs the tests (`make test`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ SEED_COUNT ?= 2000
 INTERACTION_USERS ?= 500
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install seed run test bench
+.PHONY: install seed train run test bench
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,10 @@ seed: install
 	$(BIN)/python -m seed --resume products --count $(SEED_COUNT)
 	$(BIN)/python -m seed interactions --users $(INTERACTION_USERS)
 
-run: seed
+train: install
+	$(BIN)/python -m ncf train --source events
+
+run: seed train
 	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
 
 test: install
