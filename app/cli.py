@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
     if args.command == "init-db":
-        res.events, res.products, res.users
+        res.events.init_schema()
+        res.products.ensure_collection()
+        res.users.ensure_collection()
         print(f"ready: {res.settings.public_database_url}, {res.settings.public_milvus_uri}")
     elif args.command == "rebuild-user-vectors":
         print(f"rebuilt {res.ingestor.rebuild()} user vectors")

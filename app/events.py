@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 from sqlalchemy import (
-    Boolean, Column, Float, Index, Integer, MetaData, String, Table, create_engine, event, func, select, text,
-    update,
+    Boolean, Column, Float, Index, Integer, MetaData, String, Table, create_engine, func, select, text, update,
 )
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -75,13 +75,13 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
-    @event.listens_for(engine, "connect")
+    @sqlalchemy_event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
         dbapi_connection.execute("PRAGMA busy_timeout=30000")
 
-    @event.listens_for(engine, "begin")
+    @sqlalchemy_event.listens_for(engine, "begin")
     def _begin(connection: Connection):
         write = connection.get_execution_options().get("write", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

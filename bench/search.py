@@ -92,7 +92,7 @@ def search_latency(size: int, n_queries: int, encoder) -> list[list]:
             client.get("/search", query_string={"q": text, "mode": mode})
         samples = []
         for text in texts:
-            samples.append(timed(lambda t=text: _search_ok(client, t, mode)))
+            samples.append(timed(lambda t=text, m=mode: _search_ok(client, t, m)))
         stats = percentiles(samples)
         exact = percentiles(exact_ms)
         rows.append([

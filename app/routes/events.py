@@ -33,7 +33,7 @@ def post_events():
         result = resources().ingestor.ingest(batch)
     except UnknownProducts as exc:
         field = "product_id" if single else f"{exc.positions[0]}.product_id"
-        raise ApiError(422, "unknown_product", f"no product {exc.product_ids[0]!r} in the catalogue", field)
+        raise ApiError(422, "unknown_product", f"no product {exc.product_ids[0]!r} in the catalogue", field) from None
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
