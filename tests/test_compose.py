@@ -26,7 +26,7 @@ def test_docker_compose_validates_the_file():
 
 def test_services_depend_on_healthy_dependencies(compose):
     services = compose["services"]
-    assert {"etcd", "minio", "milvus", "app"} <= set(services)
+    assert {"etcd", "minio", "milvus", "postgres", "app"} <= set(services)
     for name, service in services.items():
         assert "healthcheck" in service, f"{name} has no health check"
         for dependency, rule in service.get("depends_on", {}).items():
@@ -40,5 +40,6 @@ def test_services_depend_on_healthy_dependencies(compose):
 def test_app_points_at_the_milvus_service(compose):
     app = compose["services"]["app"]
     assert app["environment"]["MILVUS_URI"] == "http://milvus:19530"
+    assert app["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://shop:")
     assert app["build"] == "." and (ROOT / "Dockerfile").exists()
     assert compose["services"]["milvus"]["image"].startswith("milvusdb/milvus:v2.5")
