@@ -11,6 +11,8 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+# The read-only shared data sets live beside the checkout (../shared/data), or where SHARED_DATA_DIR says.
+SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 
 def free_port() -> int:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from seed.importers import PRESETS, ImportStats, parse_mapping, read_catalog, read_movielens
+from tests.helpers import SHARED_DATA
 
-DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 GOODBOOKS = DATA / "goodbooks-10k" / "books.csv"
 UCI_RETAIL = DATA / "uci-online-retail-sample" / "online_retail_first10k.csv"
 MOVIELENS = DATA / "movielens-latest-small"

@@ -2,7 +2,6 @@
 import csv
 import re
 from collections import Counter, defaultdict
-from pathlib import Path
 from statistics import mean
 
 import pytest
@@ -11,10 +10,11 @@ from seed.interactions import (
     CSV_FIELDS, generate_interactions, read_movielens_ratings, user_tastes, write_events_csv,
 )
 from seed.mock_catalog import generate_products
+from tests.helpers import SHARED_DATA
 
 NOW = 1_750_000_000.0
 USERS = 500
-MOVIELENS = Path("/work/shared/data/movielens-latest-small")
+MOVIELENS = SHARED_DATA / "movielens-latest-small"
 EXPECTED_MIX = {"view": 0.60, "add_to_cart": 0.20, "purchase": 0.15, "rating": 0.05}  # the spec, not the module
 USER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 

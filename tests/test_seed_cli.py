@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, run_module, service_env
+from tests.helpers import ROOT, SHARED_DATA, run_module, service_env
 
-MOVIELENS = ROOT.parent / "shared" / "data" / "movielens-latest-small"
+MOVIELENS = SHARED_DATA / "movielens-latest-small"
 
 
 STORED_IDS = """
