@@ -98,8 +98,13 @@ def test_personalised_search_reranks_the_hybrid_candidates(client, served, res):
     results = body["results"]
     assert len(results) == 10 and {hit["product_id"] for hit in results} <= set(window)
     assert [hit["score"] for hit in results] == sorted((hit["score"] for hit in results), reverse=True)
-    assert all(set(hit["scores"]) == {"search", "collaborative", "popular"} for hit in results)
-    assert [hit["product_id"] for hit in results] != window[:10]
+    weights = body["personalized"]["weights"]
+    for hit in results:
+        assert set(hit["scores"]) == {"search", "collaborative", "popular"}
+        present = {source: value for source, value in hit["scores"].items() if value is not None}
+        expected = sum(weights[s] * v for s, v in present.items()) / sum(weights[s] for s in present)
+        assert abs(hit["score"] - expected) < 1e-5
+        assert abs(hit["scores"]["search"] - (1 - window.index(hit["product_id"]) / (len(window) - 1))) < 1e-5
     second_page = client.get("/search", query_string={"q": "gift ideas", "limit": 5, "offset": 5,
                                                       "user_id": USERS[0]}).json["results"]
     assert [hit["product_id"] for hit in second_page] == [hit["product_id"] for hit in results[5:10]]
