@@ -57,7 +57,7 @@ class Recommender:
             candidates = self.popular(limit, product_filter)
             return self._ranked(user_id, None, candidates, {"popular": 1.0}, "popular", user is None, limit)
         query = _unit(user.vector)
-        content = self.products.nearest(query, self.candidates if strategy == "hybrid" else limit, product_filter)
+        content = self.products.nearest(query, limit if strategy == "content" else self.candidates, product_filter)
         candidates = {hit.product["product_id"]: hit.product for hit in content}
         if strategy == "content":
             return self._ranked(user_id, query, candidates, {"content": 1.0}, "content", False, limit)

@@ -25,11 +25,14 @@ PLOT_FILE, HISTORY_FILE = "training_results.png", "history.json"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "train":
-        directory = train(args)
-        print(directory)
-    else:
-        print(json.dumps(evaluate_model_dir(Path(args.model_dir), args.database_url), indent=2))
+    try:
+        if args.command == "train":
+            print(train(args))
+        else:
+            print(json.dumps(evaluate_model_dir(Path(args.model_dir), args.database_url), indent=2))
+    except ValueError as exc:  # bad data or settings: a message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
