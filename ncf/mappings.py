@@ -34,9 +34,6 @@ class IdMapping:
         """Indices of many ids as int64, -1 for unknown ids."""
         return np.fromiter((self._index.get(i, -1) for i in external_ids), dtype=np.int64, count=len(external_ids))
 
-    def external(self, indices: Iterable[int]) -> list[str]:
-        return [self.ids[int(index)] for index in indices]
-
     def to_json(self) -> list[str]:
         return list(self.ids)
 

@@ -103,7 +103,7 @@ def train_model(model: nn.Module, split: Split, config: TrainConfig) -> History:
     positive_keys = train.pair_keys()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = _scheduler(optimizer, config)
-    history, best_ndcg, best_state, stale = History(), -1.0, None, 0
+    history, best_ndcg, best_state, stale = History(), -float("inf"), None, 0
     started = time.perf_counter()
     bar = tqdm(range(1, config.epochs + 1), desc=type(model).__name__, unit="epoch", disable=not config.progress)
     for epoch in bar:
@@ -125,7 +125,7 @@ def train_model(model: nn.Module, split: Split, config: TrainConfig) -> History:
             optimizer.step()
             total_loss += float(loss.detach()) * len(logits)
         validation = sampled_metrics(model, split.validation) if len(split.validation) else {}
-        ndcg = validation.get("ndcg@10", -float(total_loss))  # without validation users: lowest loss wins
+        ndcg = validation.get("ndcg@10", -total_loss / len(users))  # without validation users: lowest loss wins
         record = {"epoch": epoch, "loss": total_loss / len(users), "lr": lr,
                   **{f"val_{name}": value for name, value in validation.items()},
                   "seconds": time.perf_counter() - epoch_started}

@@ -19,7 +19,7 @@ from ncf.data import (
     HeldOut, contains_pairs, from_event_store, from_records, leave_one_out, sample_training_negatives,
 )
 from ncf.evaluate import evaluate, full_catalogue_metrics, rank_metrics, sampled_metrics
-from ncf.mappings import IdMapping
+from ncf.mappings import IdMapping, load_mappings, save_mappings
 from ncf.recommender import NCFRecommender, latest_model_dir
 from ncf.train import TrainConfig, split_data
 
@@ -58,6 +58,16 @@ def recommender(clusters):
 
 
 # ---- data ---------------------------------------------------------------------------------------------
+
+def test_id_mapping_round_trips_and_marks_unknown_ids(tmp_path):
+    users, items = IdMapping(["ml-u1", "ml-u10"]), IdMapping(["ml5", "ml1", "ml7"])
+    assert users.index("ml-u10") == 1 and users.index("nobody") is None and "ml-u1" in users
+    assert items.indices(["ml7", "ml9", "ml5"]).tolist() == [2, -1, 0]
+    save_mappings(tmp_path / "mappings.json", users, items)
+    assert load_mappings(tmp_path / "mappings.json") == (users, items)
+    with pytest.raises(ValueError):
+        IdMapping(["a", "a"])
+
 
 def test_records_merge_pairs_by_max_or_sum_and_keep_the_latest_time():
     rows = (["b", "a", "a", "a"], ["x", "x", "y", "x"], [0.1, 0.6, 0.3, 0.1], [5.0, 1.0, 2.0, 3.0])
