@@ -14,13 +14,13 @@ T = TypeVar("T")
 
 def product_rows(products: Sequence[Product], encoder: DenseEncoder, learned_sparse: bool) -> list[dict]:
     """Milvus rows for `products`, embedded in one batch."""
-    texts = [embedding_text(product) for product in products]
-    vectors = encoder.encode_documents(texts)
-    sparse = encoder.encode_documents_sparse([search_text(p) for p in products]) if learned_sparse else None
+    vectors = encoder.encode_documents([embedding_text(product) for product in products])
+    lexical = [search_text(product) for product in products]
+    sparse = encoder.encode_documents_sparse(lexical) if learned_sparse else None
     rows = []
     for i, product in enumerate(products):
         row = product.model_dump()
-        row[TEXT_FIELD] = search_text(product)
+        row[TEXT_FIELD] = lexical[i]
         row[DENSE_FIELD] = vectors[i].tolist()
         if sparse is not None:
             row[SPARSE_FIELD] = sparse[i]

@@ -59,13 +59,15 @@ class Recommender:
         query = _unit(user.vector)
         content = self.products.nearest(query, limit if strategy == "content" else self.candidates, product_filter)
         candidates = {hit.product["product_id"]: hit.product for hit in content}
+        similarity = {hit.product["product_id"]: hit.score for hit in content}  # cosine: unit query, unit products
         if strategy == "content":
-            return self._ranked(user_id, query, candidates, {"content": 1.0}, "content", False, limit)
+            return self._ranked(user_id, query, candidates, {"content": 1.0}, "content", False, limit, similarity)
         for product_id, product in self.popular(self.candidates, product_filter).items():
             candidates.setdefault(product_id, product)
         if strategy == "ncf" and self._model_knows(user_id):
-            return self._ranked(user_id, query, candidates, {"collaborative": 1.0}, "ncf", False, limit)
-        return self._ranked(user_id, query, candidates, weights or DEFAULT_WEIGHTS, "hybrid", False, limit)
+            return self._ranked(user_id, query, candidates, {"collaborative": 1.0}, "ncf", False, limit, similarity)
+        return self._ranked(user_id, query, candidates, weights or DEFAULT_WEIGHTS, "hybrid", False, limit,
+                            similarity)
 
     def _model_knows(self, user_id: str) -> bool:
         """Whether a collaborative model is served and was trained with this user."""
@@ -89,14 +91,20 @@ class Recommender:
             offset += POPULAR_PAGE
         return chosen
 
-    def score(self, user_id: str, query: np.ndarray | None, product_ids: Sequence[str]) -> dict[str, np.ndarray | None]:
-        """Raw per-source scores of a candidate set (None: source unavailable for this user)."""
+    def score(self, user_id: str, query: np.ndarray | None, product_ids: Sequence[str],
+              known_similarity: dict[str, float] | None = None) -> dict[str, np.ndarray | None]:
+        """Raw per-source scores of a candidate set (None: source unavailable for this user).
+
+        `known_similarity` holds content scores already computed (by the Milvus search); only the other
+        candidates' vectors are fetched.
+        """
         scores: dict[str, np.ndarray | None] = dict.fromkeys(SOURCES)
         if query is not None:
-            vectors = self.products.get(product_ids, with_vectors=True)
-            scores["content"] = np.array([
-                float(vectors[pid][DENSE_FIELD] @ query) if pid in vectors else np.nan for pid in product_ids
-            ])
+            similarity = dict(known_similarity or {})
+            missing = [pid for pid in product_ids if pid not in similarity]
+            for pid, product in (self.products.get(missing, with_vectors=True) if missing else {}).items():
+                similarity[pid] = float(product[DENSE_FIELD] @ query)
+            scores["content"] = np.array([similarity.get(pid, np.nan) for pid in product_ids])
         popularity = self.events.popularity_of(product_ids)
         scores["popular"] = np.array([popularity.get(pid, 0.0) for pid in product_ids])
         if self.collaborative is not None:
@@ -115,10 +123,11 @@ class Recommender:
         return sorted(range(len(ranked_ids)), key=lambda i: (-blended[i], i)), blended, normalised, effective
 
     def _ranked(self, user_id: str, query: np.ndarray | None, candidates: dict[str, dict],
-                weights: dict[str, float], strategy: str, cold_start: bool, limit: int) -> Recommendations:
+                weights: dict[str, float], strategy: str, cold_start: bool, limit: int,
+                similarity: dict[str, float] | None = None) -> Recommendations:
         product_ids = list(candidates)
         normalised = {source: _min_max(raw) if raw is not None else None
-                      for source, raw in self.score(user_id, query, product_ids).items()}
+                      for source, raw in self.score(user_id, query, product_ids, similarity).items()}
         blended, effective = _blend(normalised, weights)
         order = sorted(range(len(product_ids)), key=lambda i: (-blended[i], product_ids[i]))[:limit]
         items = [
