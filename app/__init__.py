@@ -27,8 +27,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     resources.init_app(app, settings)
     register_error_handlers(app)
 
-    from .routes import events, health, popular, products, search, users
+    from .routes import events, facets, health, popular, products, search, training, ui, users
 
-    for module in (health, products, search, events, users, popular):
+    for module in (health, products, search, events, users, popular, training, facets, ui):
         app.register_blueprint(module.bp)
     return app

@@ -217,6 +217,16 @@ class EventStore:
             "pending_vector_updates": int(pending),
         }
 
+    def recent_users(self, limit: int) -> list[tuple[str, float, int]]:
+        """(user_id, last event time, number of events), most recently active first."""
+        last_at = func.max(events.c.occurred_at)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(events.c.user_id, last_at, func.count()).group_by(events.c.user_id)
+                .order_by(last_at.desc(), events.c.user_id).limit(limit)
+            ).all()
+        return [(user_id, float(at), int(count)) for user_id, at, count in rows]
+
     def recent_events(self, user_id: str, limit: int) -> list[Event]:
         with self.engine.connect() as connection:
             rows = connection.execute(

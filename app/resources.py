@@ -13,6 +13,7 @@ from .ingest import EventIngestor
 from .recommend import Recommender
 from .settings import Settings
 from .store import ProductStore, connect
+from .training_jobs import TrainingJobs
 from .users import UserVectorStore
 
 EXTENSION_KEY = "search_service"
@@ -74,7 +75,7 @@ class Resources:
     @property
     def served_model(self) -> ServedModel:
         return self._build("_served_model", lambda: ServedModel(
-            self.settings.resolved_models_dir, self.settings.model_check_seconds,
+            self.settings.resolved_models_dir, self.settings.model_check_seconds, self.settings.torch_threads,
         ))
 
     @property
@@ -82,6 +83,14 @@ class Resources:
         return self._build("_recommender", lambda: Recommender(
             self.products, self.users, self.events, self.settings.recommendation_candidates, self.served_model,
         ))
+
+    @property
+    def training_jobs(self) -> TrainingJobs:
+        def create() -> TrainingJobs:
+            jobs = TrainingJobs(self.events.engine, self.settings)
+            jobs.init_schema()
+            return jobs
+        return self._build("_training_jobs", create)
 
 
 def init_app(app: Flask, settings: Settings) -> None:

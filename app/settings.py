@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field as dataclass_field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -45,6 +45,8 @@ class Settings:
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
     model_check_seconds: float = 10.0
+    torch_threads: int = 1  # per process, for NCF scoring: 2 threads were ~35x slower in a busy gunicorn worker
+    api_key: str = dataclass_field(default="", repr=False)  # empty: write and admin endpoints are open
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

@@ -6,6 +6,7 @@ import re
 from flask import Blueprint
 from pydantic import Field, TypeAdapter
 
+from ..auth import require_api_key
 from ..catalog import ID_PATTERN, Product
 from ..errors import ApiError
 from ..indexing import index_products
@@ -30,6 +31,7 @@ def valid_product_id(product_id: str) -> str:
 
 
 @bp.post("")
+@require_api_key
 def upsert_products():
     """Validate every product first (a batch with one bad product is rejected whole), then embed and upsert."""
     body = json_body()
@@ -56,6 +58,7 @@ def get_product(product_id: str):
 
 
 @bp.delete("/<product_id>")
+@require_api_key
 def delete_product(product_id: str):
     if not resources().products.delete(valid_product_id(product_id)):
         raise ApiError(404, "product_not_found", f"no product {product_id!r}")

@@ -1,4 +1,4 @@
-"""GET /users/<id> (profile) and GET /users/<id>/recommendations."""
+"""GET /users (recently active), GET /users/<id> (profile) and GET /users/<id>/recommendations."""
 from __future__ import annotations
 
 import re
@@ -35,10 +35,25 @@ class RecommendationParams(BaseModel):
         return None if value is None else parse_weights(str(value), SOURCES)
 
 
+class RecentUsersParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+
+
 def valid_user_id(user_id: str) -> str:
     if not re.fullmatch(ID_PATTERN, user_id):
         raise ApiError(422, "invalid_field", f"user_id must match {ID_PATTERN}", "user_id")
     return user_id
+
+
+@bp.get("")
+def recent_users():
+    """The most recently active users (for pickers)."""
+    params = query_args(RecentUsersParams)
+    rows = resources().events.recent_users(params.limit)
+    return {"results": [{"user_id": user_id, "last_event_at": last_at, "events": count}
+                        for user_id, last_at, count in rows]}
 
 
 @bp.get("/<user_id>")

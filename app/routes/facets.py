@@ -1,0 +1,36 @@
+"""GET /facets: the categories and brands of active products with their counts (for filter pickers)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from flask import Blueprint, current_app
+
+from ..resources import resources
+from ..store import ProductStore
+
+bp = Blueprint("facets", __name__)
+
+# Counting is a scan of the catalogue (seconds at 100k products on Milvus Lite), so each process reuses
+# its last count for this long: a new category or brand shows up within a minute.
+FACETS_MAX_AGE_SECONDS = 60
+_refresh_lock = threading.Lock()
+
+
+@bp.get("/facets")
+def facets():
+    cached = current_app.extensions.setdefault("facets", {})
+    with _refresh_lock:
+        if "body" not in cached or time.monotonic() - cached["counted_at"] >= FACETS_MAX_AGE_SECONDS:
+            cached.update(body=count_facets(resources().products), counted_at=time.monotonic())
+        return cached["body"]
+
+
+def count_facets(products: ProductStore) -> dict:
+    active = [row for row in products.scan(["category", "brand", "active"]) if row["active"]]
+    return {
+        plural: [{"value": value, "count": count}
+                 for value, count in sorted(Counter(row[field] for row in active if row[field]).items())]
+        for field, plural in (("category", "categories"), ("brand", "brands"))
+    }
