@@ -27,8 +27,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     resources.init_app(app, settings)
     register_error_handlers(app)
 
+    from . import openapi
     from .routes import events, facets, health, popular, products, search, training, ui, users
 
-    for module in (health, products, search, events, users, popular, training, facets, ui):
+    for module in (health, products, search, events, users, popular, training, facets, ui, openapi):
         app.register_blueprint(module.bp)
     return app

@@ -28,6 +28,8 @@ def require_api_key(view):
             if not hmac.compare_digest(presented.encode(), expected.encode()):
                 return error_response(403, "invalid_api_key", "the API key is not valid")
         return view(*args, **kwargs)
+
+    guarded.requires_api_key = True  # read by app/openapi.py
     return guarded
 
 

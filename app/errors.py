@@ -4,10 +4,14 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+# Codes of the errors Werkzeug raises (routing, body size), fixed here rather than derived from its wording.
+HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+                    415: "unsupported_media_type"}
 
 
 class ApiError(Exception):
@@ -18,11 +22,25 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+
 def error_response(status: int, code: str, message: str, field: str | None = None):
-    body = {"code": code, "message": message}
-    if field:
-        body["field"] = field
-    return jsonify(error=body), status
+    detail = ErrorDetail(code=code, message=message, field=field or None)
+    return jsonify(ErrorResponse(error=detail).model_dump(exclude_none=True)), status
 
 
 def validation_error(exc: ValidationError) -> ApiError:
@@ -44,8 +62,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        code = HTTP_ERROR_CODES.get(exc.code) or (exc.name or "error").lower().replace(" ", "_")
+        response, status = error_response(exc.code or 500, code, exc.description or exc.name)
+        for name, value in exc.get_headers():  # e.g. Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

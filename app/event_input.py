@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .catalog import Identifier
-from .errors import ApiError
 from .events import Event
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -23,8 +22,9 @@ class EventIn(BaseModel):
     user_id: Identifier
     product_id: Identifier
     event_type: Literal["view", "add_to_cart", "purchase", "rating"]
-    rating: float | None = Field(None, ge=1, le=5, allow_inf_nan=False, validate_default=True)
-    timestamp: datetime | None = Field(None, description="ISO 8601 or unix seconds; default: now")
+    rating: float | None = Field(None, ge=1, le=5, strict=True, allow_inf_nan=False, validate_default=True)
+    timestamp: datetime | None = Field(None, description="ISO 8601 or unix seconds, from 1970 to now + 1 day; "
+                                                         "default: now")
 
     @field_validator("rating")
     @classmethod
@@ -36,11 +36,18 @@ class EventIn(BaseModel):
             raise ValueError("rating is only allowed on rating events")
         return rating
 
+    @field_validator("timestamp")
+    @classmethod
+    def _plausible_time(cls, moment: datetime | None) -> datetime | None:
+        """An aware time (naive means UTC) between 1970 and now + 1 day."""
+        if moment is None:
+            return None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        if not EARLIEST <= moment <= datetime.now(timezone.utc) + FUTURE_TOLERANCE:
+            raise ValueError("timestamp must lie between 1970 and now")
+        return moment
+
     def to_event(self, now: datetime) -> Event:
         moment = self.timestamp or now
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        if not EARLIEST <= moment <= now + FUTURE_TOLERANCE:
-            raise ApiError(422, "invalid_field", "timestamp must lie between 1970 and now", "timestamp")
         return Event(self.event_id or uuid.uuid4().hex, self.user_id, self.product_id, self.event_type,
                      self.rating, moment.timestamp())

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from app.catalog import Product
-from app.errors import ApiError
 from app.event_input import EventIn
 from app.events import Event
 from app.indexing import DEFAULT_BATCH, chunked, index_products
@@ -93,7 +92,7 @@ def _valid_events(records: Iterable[dict], now: datetime, report: SeedReport) ->
     for record in records:
         try:
             yield EventIn.model_validate(record).to_event(now)
-        except (ValidationError, ApiError) as exc:
+        except ValidationError as exc:
             report.invalid += 1
             log.warning("skipping invalid event %r: %s", record.get("event_id"), exc)
 

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import requests
 
@@ -45,3 +48,22 @@ def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float 
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{base_url} not healthy after {timeout}s")
+
+
+@contextmanager
+def gunicorn_server(data_dir: Path, log: Path, **extra_env: str) -> Iterator[str]:
+    """gunicorn (gunicorn.conf.py) serving `data_dir` on a free loopback port: yields its base URL, and at the
+    end checks it stopped cleanly on SIGTERM."""
+    port = free_port()
+    env = service_env(data_dir, PORT=str(port), GUNICORN_ACCESS_LOG="", **extra_env)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "app:create_app()"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base_url, process)
+        yield base_url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]

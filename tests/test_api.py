@@ -113,61 +113,6 @@ def test_similar_excludes_itself_and_finds_same_type(client, catalog):
     assert client.get("/products/nope-404/similar").status_code == 404
 
 
-@pytest.mark.parametrize(
-    "query, field",
-    [
-        ({}, "q"),
-        ({"q": ""}, "q"),
-        ({"q": "x" * 513}, "q"),
-        ({"q": "a", "limit": 0}, "limit"),
-        ({"q": "a", "limit": 101}, "limit"),
-        ({"q": "a", "limit": "ten"}, "limit"),
-        ({"q": "a", "offset": -1}, "offset"),
-        ({"q": "a", "offset": 5000}, "offset"),
-        ({"q": "a", "mode": "fuzzy"}, "mode"),
-        ({"q": "a", "fusion": "max"}, "fusion"),
-        ({"q": "a", "dense_weight": 1.5}, "dense_weight"),
-        ({"q": "a", "dense_weight": "nan"}, "dense_weight"),
-        ({"q": "a", "min_price": -1}, "min_price"),
-        ({"q": "a", "min_price": 50, "max_price": 10}, "max_price"),
-        ({"q": "a", "category": "c" * 200}, "category"),
-        ({"q": "a", "active": "maybe"}, "active"),
-        ({"q": "a", "colour": "red"}, "colour"),
-    ],
-)
-def test_bad_search_parameters_are_422_naming_the_field(client, query, field):
-    response = client.get("/search", query_string=query)
-    assert response.status_code == 422
-    assert response.json["error"]["field"] == field
-
-
-@pytest.mark.parametrize(
-    "kwargs, status, code",
-    [
-        ({"data": "{", "content_type": "application/json"}, 400, "invalid_json"),
-        ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
-        ({"json": []}, 422, "empty_batch"),
-        ({"json": {"product_id": "bad id!", "name": "x"}}, 422, "invalid_field"),
-        ({"json": {"product_id": "ok", "name": ""}}, 422, "invalid_field"),
-        ({"json": {"product_id": "ok", "name": "x", "unknown": 1}}, 422, "invalid_field"),
-        ({"json": {"product_id": "ok", "name": "x", "rating": 6}}, 422, "invalid_field"),
-        ({"json": [NEW_PRODUCT, NEW_PRODUCT]}, 422, "duplicate_product_id"),
-        ({"json": [{"product_id": f"x{i}", "name": "x"} for i in range(1001)]}, 413, "batch_too_large"),
-    ],
-)
-def test_bad_product_bodies(client, kwargs, status, code):
-    response = client.post("/products", **kwargs)
-    assert response.status_code == status
-    assert response.json["error"]["code"] == code
-
-
-def test_unknown_routes_and_methods_are_json(client):
-    assert client.get("/nowhere").json["error"]["code"] == "not_found"
-    response = client.put("/search")
-    assert response.status_code == 405 and response.json["error"]["code"] == "method_not_allowed"
-    assert client.get("/products/" + "x" * 65).status_code == 422
-
-
 def test_health_names_an_unreachable_database(tmp_path):
     from app import create_app
     from app.settings import Settings

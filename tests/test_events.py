@@ -53,7 +53,7 @@ def test_a_batch_with_one_bad_event_is_rejected_whole(client, catalog):
         ({"event_type": "click"}, "0.event_type"),
         ({"event_type": "view", "user_id": "bad user"}, "0.user_id"),
         ({"event_type": "view", "timestamp": "yesterday"}, "0.timestamp"),
-        ({"event_type": "view", "timestamp": "2099-01-01T00:00:00Z"}, "timestamp"),
+        ({"event_type": "view", "timestamp": "2099-01-01T00:00:00Z"}, "0.timestamp"),
         ({"event_type": "view", "extra": 1}, "0.extra"),
     ],
 )

@@ -7,6 +7,7 @@ from collections import Counter
 
 from flask import Blueprint, current_app
 
+from ..requests import ResponseModel, operation
 from ..resources import resources
 from ..store import ProductStore
 
@@ -18,8 +19,20 @@ FACETS_MAX_AGE_SECONDS = 60
 _refresh_lock = threading.Lock()
 
 
+class FacetValue(ResponseModel):
+    value: str
+    count: int
+
+
+class Facets(ResponseModel):
+    categories: list[FacetValue]
+    brands: list[FacetValue]
+
+
 @bp.get("/facets")
+@operation({200: Facets})
 def facets():
+    """Categories and brands of the active products with their counts (counted at most once a minute)."""
     cached = current_app.extensions.setdefault("facets", {})
     with _refresh_lock:
         if "body" not in cached or time.monotonic() - cached["counted_at"] >= FACETS_MAX_AGE_SECONDS:

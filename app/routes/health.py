@@ -2,16 +2,48 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from flask import Blueprint
+from pydantic import Field
 
+from ..requests import ResponseModel, operation
 from ..resources import resources
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
 
+class Health(ResponseModel):
+    status: Literal["ok", "degraded"]
+    failing: list[Literal["milvus", "database"]] | None = None
+
+
+class ModelInfo(ResponseModel):
+    name: str
+    dimension: int
+
+
+class StoreLocation(ResponseModel):
+    uri: str
+
+
+class DatabaseLocation(ResponseModel):
+    url: str
+
+
+class ServiceStatus(ResponseModel):
+    collections: dict[str, int] = Field(description="row count per Milvus collection")
+    events: int
+    database: DatabaseLocation
+    model: ModelInfo
+    sparse_mode: str
+    index_type: str
+    store: StoreLocation
+
+
 @bp.get("/health")
+@operation({200: Health, 503: Health})
 def health():
     """200 when Milvus and the database answer, 503 naming the failing dependencies otherwise."""
     res = resources()
@@ -29,7 +61,9 @@ def health():
 
 
 @bp.get("/status")
+@operation({200: ServiceStatus})
 def status():
+    """Row counts, model, sparse mode, index type and store location (no secrets)."""
     res = resources()
     settings = res.settings
     return {

@@ -5,9 +5,9 @@ from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..milvus_filters import ProductFilter
-from ..requests import query_args
+from ..requests import ResponseModel, operation
 from ..resources import resources
-from .search import FilterText
+from .search import FilterText, StoredProduct
 
 bp = Blueprint("popular", __name__, url_prefix="/popular")
 
@@ -25,9 +25,28 @@ class PopularCategoriesParams(BaseModel):
     limit: int = Field(10, ge=1, le=100)
 
 
+class PopularProduct(StoredProduct):
+    popularity: float = Field(description="today's decayed, event-weighted popularity")
+
+
+class PopularProducts(ResponseModel):
+    results: list[PopularProduct]
+
+
+class PopularCategory(ResponseModel):
+    category: str
+    popularity: float
+    events: int
+
+
+class PopularCategories(ResponseModel):
+    results: list[PopularCategory]
+
+
 @bp.get("")
-def popular_products():
-    params = query_args(PopularParams)
+@operation({200: PopularProducts}, query=PopularParams)
+def popular_products(params: PopularParams):
+    """The most popular active products, optionally of one category."""
     res = resources()
     products = res.recommender.popular(params.limit, ProductFilter(category=params.category, active=True))
     scores = res.events.popularity_of(list(products))
@@ -35,8 +54,9 @@ def popular_products():
 
 
 @bp.get("/categories")
-def popular_categories():
-    params = query_args(PopularCategoriesParams)
+@operation({200: PopularCategories}, query=PopularCategoriesParams)
+def popular_categories(params: PopularCategoriesParams):
+    """Categories by decayed popularity."""
     rows = resources().events.popular_categories(params.limit)
     return {"results": [{"category": category, "popularity": round(score, 6), "events": events}
                         for category, score, events in rows]}

@@ -5,18 +5,26 @@ import time
 from typing import Annotated, Literal
 
 from flask import Blueprint
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, field_validator
 
-from ..catalog import Identifier
+from ..catalog import Identifier, Product
 from ..milvus_filters import ProductFilter
 from ..recommend import score_breakdown
-from ..requests import query_args
+from ..requests import ResponseModel, operation
 from ..resources import resources
 from ..store import SearchHit
 
 bp = Blueprint("search", __name__)
 
-FilterText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# An exact-match filter value: no control characters (they cannot be written into a Milvus expression).
+FilterText = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
+SearchMode = Literal["hybrid", "dense", "sparse"]
+Fusion = Literal["rrf", "weighted"]
+ActiveFilter = Annotated[
+    bool | None,
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["all", "any"]}], "default": True,
+                    "description": "true, false, or all (no filter)"}),
+]
 
 
 class FilterParams(BaseModel):
@@ -27,8 +35,8 @@ class FilterParams(BaseModel):
     category: FilterText | None = None
     brand: FilterText | None = None
     min_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
-    max_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
-    active: bool | None = True
+    max_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False, description="not below min_price")
+    active: ActiveFilter = True
 
     @field_validator("active", mode="before")
     @classmethod
@@ -51,11 +59,38 @@ class SearchParams(FilterParams):
     q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
     limit: int = Field(10, ge=1, le=100)
     offset: int = Field(0, ge=0, le=1000)
-    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    mode: SearchMode = "hybrid"
+    fusion: Fusion = "rrf"
     dense_weight: float = Field(0.7, ge=0, le=1, allow_inf_nan=False)
     explain: bool = False
     user_id: Identifier | None = None
+
+
+# A product as stored and answered: Product's fields with their types and bounds, without its input cleaning.
+StoredProduct = create_model("StoredProduct", __base__=ResponseModel,
+                             **{name: (field.annotation, field) for name, field in Product.model_fields.items()})
+
+
+class ProductHit(StoredProduct):
+    """A stored product found by a search, with its score (and its 1-based rank per retriever when known)."""
+
+    score: float
+    retrievers: dict[str, int | None] | None = None
+    scores: dict[str, float | None] | None = Field(None, description="personalised search: score per source")
+
+
+class Personalization(ResponseModel):
+    user_id: str
+    weights: dict[str, float]
+
+
+class SearchResponse(ResponseModel):
+    query: str
+    mode: SearchMode
+    fusion: Fusion | None
+    personalized: Personalization | None = None
+    results: list[ProductHit]
+    took_ms: float
 
 
 def hit_json(hit: SearchHit) -> dict:
@@ -66,8 +101,9 @@ def hit_json(hit: SearchHit) -> dict:
 
 
 @bp.get("/search")
-def search():
-    params = query_args(SearchParams)
+@operation({200: SearchResponse}, query=SearchParams)
+def search(params: SearchParams):
+    """Hybrid, dense or sparse product search with filters, optionally personalised."""
     started = time.perf_counter()
     res = resources()
     store = res.products

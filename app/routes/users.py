@@ -1,23 +1,34 @@
 """GET /users (recently active), GET /users/<id> (profile) and GET /users/<id>/recommendations."""
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask import Blueprint
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from ..catalog import ID_PATTERN
+from ..catalog import Identifier
 from ..errors import ApiError
+from ..events import EVENT_TYPES
 from ..recommend import SOURCES, Recommendations
 from ..weights import parse_weights
 from ..resources import resources
-from ..requests import query_args
-from .search import FilterText
+from ..requests import ResponseModel, operation
+from .search import FilterText, StoredProduct
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
 RECENT_EVENTS = 10
+
+SOURCE_WEIGHT = rf"({'|'.join(SOURCES)}):[0-9]{{1,6}}(\.[0-9]+)?"  # parse_weights refuses 1e6 and more
+SourceWeights = Annotated[
+    dict[str, float],
+    BeforeValidator(lambda text: parse_weights(str(text), SOURCES)),
+    WithJsonSchema({
+        "type": "string", "pattern": f"^{SOURCE_WEIGHT}(,{SOURCE_WEIGHT})*$",
+        "examples": ["content:0.5,collaborative:0.4,popular:0.1"],
+        "description": "source:weight pairs; weights non-negative, not all zero",
+    }),
+]
 
 
 class RecommendationParams(BaseModel):
@@ -27,12 +38,7 @@ class RecommendationParams(BaseModel):
     limit: int = Field(10, ge=1, le=100)
     category: FilterText | None = None
     exclude_purchased: bool = True
-    weights: dict[str, float] | None = None
-
-    @field_validator("weights", mode="before")
-    @classmethod
-    def _parse_weights(cls, value):
-        return None if value is None else parse_weights(str(value), SOURCES)
+    weights: SourceWeights | None = None
 
 
 class RecentUsersParams(BaseModel):
@@ -41,25 +47,75 @@ class RecentUsersParams(BaseModel):
     limit: int = Field(20, ge=1, le=100)
 
 
-def valid_user_id(user_id: str) -> str:
-    if not re.fullmatch(ID_PATTERN, user_id):
-        raise ApiError(422, "invalid_field", f"user_id must match {ID_PATTERN}", "user_id")
-    return user_id
+class UserPath(BaseModel):
+    user_id: Identifier = Field(examples=["u00001"])
+
+
+class RecentUser(ResponseModel):
+    user_id: str
+    last_event_at: float
+    events: int
+
+
+class RecentUsers(ResponseModel):
+    results: list[RecentUser]
+
+
+EventType = Literal[EVENT_TYPES]
+
+
+class LastEvent(ResponseModel):
+    event_id: str
+    product_id: str
+    event_type: EventType
+    rating: float | None
+    occurred_at: float = Field(description="unix seconds")
+
+
+class StoredEvent(LastEvent):
+    user_id: str
+
+
+class UserProfile(ResponseModel):
+    user_id: str
+    counts: dict[EventType, int]
+    total_events: int
+    first_event_at: float
+    last_event: LastEvent
+    pending_vector_updates: int
+    has_vector: bool
+    recent_events: list[StoredEvent]
+
+
+class RecommendedProduct(StoredProduct):
+    score: float
+    scores: dict[str, float | None] = Field(description="each source's score normalised over the candidates")
+
+
+class UserRecommendations(ResponseModel):
+    user_id: str
+    requested_strategy: str
+    strategy: str
+    cold_start: bool
+    weights: dict[str, float]
+    results: list[RecommendedProduct]
 
 
 @bp.get("")
-def recent_users():
+@operation({200: RecentUsers}, query=RecentUsersParams)
+def recent_users(params: RecentUsersParams):
     """The most recently active users (for pickers)."""
-    params = query_args(RecentUsersParams)
     rows = resources().events.recent_users(params.limit)
     return {"results": [{"user_id": user_id, "last_event_at": last_at, "events": count}
                         for user_id, last_at, count in rows]}
 
 
 @bp.get("/<user_id>")
+@operation({200: UserProfile}, path=UserPath, errors=(404,))
 def user_profile(user_id: str):
+    """Event counts, first and last event, recent events and user-vector state of a user with events."""
     res = resources()
-    profile = res.events.profile(valid_user_id(user_id))
+    profile = res.events.profile(user_id)
     if profile is None:
         raise ApiError(404, "user_not_found", f"no events for user {user_id!r}")
     recent = res.events.recent_events(user_id, RECENT_EVENTS)
@@ -72,10 +128,11 @@ def user_profile(user_id: str):
 
 
 @bp.get("/<user_id>/recommendations")
-def recommendations(user_id: str):
-    params = query_args(RecommendationParams)
+@operation({200: UserRecommendations}, path=UserPath, query=RecommendationParams)
+def recommendations(user_id: str, params: RecommendationParams):
+    """Recommendations by strategy; an unknown user (or one without a vector) gets popular products."""
     result: Recommendations = resources().recommender.recommend(
-        valid_user_id(user_id), params.strategy, params.limit, params.category, params.exclude_purchased,
+        user_id, params.strategy, params.limit, params.category, params.exclude_purchased,
         params.weights,
     )
     return {
