@@ -39,11 +39,19 @@ class Product(BaseModel):
     skus: list[Sku] = Field(default_factory=list, max_length=100)
     created_at: int = Field(default_factory=lambda: int(time.time()), ge=0, le=2**40)
 
-    @field_validator("name", "description", "brand", "category", "sub_category")
+    @field_validator("name", "description")
     @classmethod
     def _no_control_characters(cls, value: str) -> str:
         if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
             raise ValueError("control characters are not allowed")
+        return value
+
+    @field_validator("brand", "category", "sub_category")
+    @classmethod
+    def _filterable(cls, value: str) -> str:
+        """Filter values: no control characters at all (a Milvus filter literal cannot hold them)."""
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError("control characters (tabs and newlines included) are not allowed")
         return value
 
 

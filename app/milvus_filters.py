@@ -1,19 +1,20 @@
 """Milvus boolean filter expressions built from user values that are escaped, never pasted.
 
-Milvus Lite has no expression templates, so every string value is written as a double-quoted literal
-with the escapes both Milvus Lite and Milvus accept; numbers are formatted from real floats/ints.
+Milvus Lite parses no expression templates, so every string value is written as a double-quoted literal
+with the only escapes Milvus reads (backslash and double quote); a value with control characters cannot
+be written and is refused. Numbers are formatted from real floats/ints.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {"\\": "\\\\", '"': '\\"'}  # Milvus's parser reads no other escape as its character
 
 
 def string_literal(value: str) -> str:
     """A Milvus string literal that stands for exactly `value`."""
-    if any(ord(ch) < 32 and ch not in _ESCAPES for ch in value):
+    if any(ord(ch) < 32 for ch in value):
         raise ValueError("control characters are not allowed in filter values")
     return '"' + "".join(_ESCAPES.get(ch, ch) for ch in value) + '"'
 
@@ -25,8 +26,8 @@ def number_literal(value: float) -> str:
     return repr(number)
 
 
-def field_in(field: str, values: list[str]) -> str:
-    return f"{field} in [{', '.join(string_literal(v) for v in values)}]"
+def field_in(field: str, values: list[str], negate: bool = False) -> str:
+    return f"{field} {'not in' if negate else 'in'} [{', '.join(string_literal(v) for v in values)}]"
 
 
 def field_equals(field: str, value: str) -> str:
@@ -58,5 +59,5 @@ class ProductFilter:
         if self.active is not None:
             clauses.append(f"active == {'true' if self.active else 'false'}")
         if self.exclude_ids:
-            clauses.append(f"not ({field_in('product_id', list(self.exclude_ids))})")
+            clauses.append(field_in("product_id", list(self.exclude_ids), negate=True))
         return " and ".join(clauses)

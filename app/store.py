@@ -8,17 +8,24 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker, WeightedRanker
+from pymilvus import (
+    AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, MilvusException, RRFRanker, WeightedRanker,
+)
 
 from .milvus_filters import ProductFilter, field_in
 from .settings import Settings
 
 DENSE_FIELD, SPARSE_FIELD, TEXT_FIELD = "dense", "sparse", "text"
+# Product vectors are unit length, so COSINE ranks as inner product does; unlike IP, weighted fusion then
+# rescales dense scores linearly ((1 + cos) / 2) instead of squashing them with arctan.
+DENSE_METRIC = "COSINE"
 PRODUCT_FIELDS = (
     "product_id", "name", "description", "brand", "category", "sub_category", "price", "rating",
     "rating_count", "sold_count", "active", "skus", "created_at",
 )
 MAX_BATCH_ROWS = 500
+LITE_INDEX_REFUSAL = "local mode only support"
+log = logging.getLogger(__name__)
 # gRPC servers (Milvus Lite's included) refuse keepalive pings more often than every 5 minutes by default
 # ("too_many_pings" GOAWAY); pymilvus pings every 10 s, idle or not.
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000}
@@ -28,17 +35,12 @@ def connect(settings: Settings) -> MilvusClient:
     """A client for MILVUS_URI, or for the embedded Milvus Lite store under DATA_DIR."""
     uri = settings.resolved_milvus_uri
     if "://" not in uri:
+        if Path(uri).is_dir():
+            raise RuntimeError(f"{uri} is a Milvus Lite 3.x store, which Milvus Lite 2.5 cannot open: "
+                               "re-seed into a new DATA_DIR (see README, Milvus)")
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        logging.getLogger("grpc._server").addFilter(_HideUnimplementedTimestamp())
     return MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_timeout,
                         grpc_options=GRPC_OPTIONS)
-
-
-class _HideUnimplementedTimestamp(logging.Filter):
-    """Milvus Lite lacks AllocTimestamp, which pymilvus calls (and tolerates) while an index builds."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "AllocTimestamp" not in (record.exc_text or "") and "Method not implemented" not in record.getMessage()
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,29 @@ class ProductStore:
         self.collection = settings.products_collection
         self.learned_sparse = settings.sparse_mode == "bge-m3"
         self._write_lock = threading.Lock()
+        self.dense_index_type = settings.index_type  # what the collection really has, once ensured
 
     # ---- schema -------------------------------------------------------------------------------
     def ensure_collection(self) -> None:
         """Create the collection with its indexes if it does not exist; check its dimension if it does."""
         if self.client.has_collection(self.collection):
             self._check_existing_schema()
-            self.client.load_collection(self.collection)
-            return
-        self.client.create_collection(
-            self.collection, schema=self._schema(), index_params=self._index_params(), consistency_level="Strong"
-        )
+        else:
+            self.client.create_collection(self.collection, schema=self._schema(), consistency_level="Strong")
+            self._create_indexes()
+        self.dense_index_type = self.client.describe_index(self.collection, DENSE_FIELD)["index_type"]
+        self.client.load_collection(self.collection)
+
+    def _create_indexes(self) -> None:
+        """INDEX_TYPE on the dense field; Milvus Lite builds only FLAT/IVF_FLAT/AUTOINDEX, so HNSW becomes FLAT there."""
+        try:
+            self.client.create_index(self.collection, self._index_params(self.settings.index_type))
+        except MilvusException as exc:
+            if LITE_INDEX_REFUSAL not in str(exc):
+                raise
+            log.warning("%s is not available in Milvus Lite: the dense index is FLAT (exact search)",
+                        self.settings.index_type)
+            self.client.create_index(self.collection, self._index_params("FLAT"))
 
     def _schema(self):
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -97,13 +111,13 @@ class ProductStore:
             ))
         return schema
 
-    def _index_params(self):
+    def _index_params(self, dense_index_type: str):
         params = MilvusClient.prepare_index_params()
         dense_params = (
             {"M": self.settings.hnsw_m, "efConstruction": self.settings.hnsw_ef_construction}
-            if self.settings.index_type == "HNSW" else {}
+            if dense_index_type == "HNSW" else {}
         )
-        params.add_index(DENSE_FIELD, index_type=self.settings.index_type, metric_type="IP", params=dense_params)
+        params.add_index(DENSE_FIELD, index_type=dense_index_type, metric_type=DENSE_METRIC, params=dense_params)
         params.add_index(
             SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="IP" if self.learned_sparse else "BM25"
         )
@@ -229,7 +243,7 @@ class ProductStore:
         return self.nearest(found[DENSE_FIELD], limit, own)
 
     def nearest(self, vector: np.ndarray, limit: int, product_filter: ProductFilter) -> list[SearchHit]:
-        """Products nearest to `vector` (inner product over normalised product vectors)."""
+        """Products nearest to `vector` (cosine; product vectors are unit length)."""
         hits = self.client.search(
             self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field=DENSE_FIELD,
             limit=limit, filter=product_filter.expression(), search_params=self._dense_search_params(limit),
@@ -249,8 +263,8 @@ class ProductStore:
         return {hit["product_id"]: rank for rank, hit in enumerate(hits, start=1)}
 
     def _dense_search_params(self, limit: int) -> dict:
-        params = {"ef": max(self.settings.search_ef, limit)} if self.settings.index_type == "HNSW" else {}
-        return {"metric_type": "IP", "params": params}
+        params = {"ef": max(self.settings.search_ef, limit)} if self.dense_index_type == "HNSW" else {}
+        return {"metric_type": DENSE_METRIC, "params": params}
 
 
 def _clean(row: dict) -> dict:

@@ -72,6 +72,6 @@ def status():
         "database": {"url": settings.public_database_url},
         "model": {"name": settings.embedding_model, "dimension": res.encoder.dimension},
         "sparse_mode": settings.sparse_mode,
-        "index_type": settings.index_type,
+        "index_type": res.products.dense_index_type,
         "store": {"uri": settings.public_milvus_uri},
     }
