@@ -26,6 +26,16 @@ PRODUCT_FIELDS = (
 MAX_BATCH_ROWS = 500
 LITE_INDEX_REFUSAL = "local mode only support"
 log = logging.getLogger(__name__)
+
+
+class _HideLiteIndexRefusal(logging.Filter):
+    """pymilvus logs every refused call with a traceback; the refusal of HNSW by Lite is expected and handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return LITE_INDEX_REFUSAL not in record.getMessage()
+
+
+logging.getLogger("pymilvus.decorators").addFilter(_HideLiteIndexRefusal())
 # gRPC servers (Milvus Lite's included) refuse keepalive pings more often than every 5 minutes by default
 # ("too_many_pings" GOAWAY); pymilvus pings every 10 s, idle or not.
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000}
