@@ -2,7 +2,8 @@
 
 A newer complete model directory (written by `python -m ncf train`) replaces the served one without a
 restart; the directory is looked at most every MODEL_CHECK_SECONDS. A model that fails to load is
-logged and the previous one keeps serving.
+logged and the previous one keeps serving. The first model loaded sets the process's torch threads
+(TORCH_THREADS).
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ log = logging.getLogger(__name__)
 class ServedModel:
     """Scores (user, candidate products) with the newest NCF model; None when no model knows the user."""
 
-    def __init__(self, root: Path, check_seconds: float):
+    def __init__(self, root: Path, check_seconds: float, torch_threads: int = 1):
         self.root = Path(root)
         self.check_seconds = check_seconds
+        self.torch_threads = torch_threads
         self._lock = threading.Lock()
         self._model = None
         self._directory: Path | None = None
@@ -47,6 +49,7 @@ class ServedModel:
             if time.monotonic() - self._checked_at < self.check_seconds:
                 return
             self._checked_at = time.monotonic()
+            import torch
             from ncf.recommender import NCFRecommender, latest_model_dir
 
             newest = latest_model_dir(self.root)
@@ -57,5 +60,7 @@ class ServedModel:
             except Exception:
                 log.exception("could not load model %s; still serving %s", newest, self._directory)
                 return
+            if self._model is None:
+                torch.set_num_threads(self.torch_threads)
             self._model, self._directory = model, newest
             log.info("serving NCF model %s", newest.name)

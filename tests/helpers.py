@@ -67,3 +67,46 @@ def gunicorn_server(data_dir: Path, log: Path, **extra_env: str) -> Iterator[str
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+
+
+@contextmanager
+def milvus_lite_server(data_dir: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python -m app.milvus_server` over `data_dir` on a free loopback port: (its MILVUS_URI, the process).
+
+    Stopped (SIGTERM) on exit; a test may stop and restart it itself with `restart_milvus_lite_server`.
+    """
+    port = free_port()
+    process = _start_milvus_lite(data_dir, port, log)
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        stop_process(process)
+
+
+def _start_milvus_lite(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    from app.milvus_server import wait_for_port
+
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.milvus_server", "--data-dir", str(data_dir), "--port", str(port)],
+            cwd=ROOT, env=service_env(data_dir), stdout=handle, stderr=subprocess.STDOUT,
+        )
+    if not wait_for_port("127.0.0.1", port, 60):
+        stop_process(process)
+        raise RuntimeError(f"Milvus Lite server did not start; see {log}")
+    return process
+
+
+def restart_milvus_lite_server(uri: str, data_dir: Path, log: Path) -> subprocess.Popen:
+    """Start the server again on the port of `uri` (after the test stopped it)."""
+    return _start_milvus_lite(data_dir, int(uri.rsplit(":", 1)[1]), log)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
