@@ -2,8 +2,7 @@
 
 A newer complete model directory (written by `python -m ncf train`) replaces the served one without a
 restart; the directory is looked at most every MODEL_CHECK_SECONDS. A model that fails to load is
-logged and the previous one keeps serving. The first model loaded sets the process's torch threads
-(TORCH_THREADS).
+logged and the previous one keeps serving.
 """
 from __future__ import annotations
 
@@ -15,16 +14,17 @@ from typing import Sequence
 
 import numpy as np
 
+from .metrics import record_served_model
+
 log = logging.getLogger(__name__)
 
 
 class ServedModel:
     """Scores (user, candidate products) with the newest NCF model; None when no model knows the user."""
 
-    def __init__(self, root: Path, check_seconds: float, torch_threads: int = 1):
+    def __init__(self, root: Path, check_seconds: float):
         self.root = Path(root)
         self.check_seconds = check_seconds
-        self.torch_threads = torch_threads
         self._lock = threading.Lock()
         self._model = None
         self._directory: Path | None = None
@@ -49,7 +49,6 @@ class ServedModel:
             if time.monotonic() - self._checked_at < self.check_seconds:
                 return
             self._checked_at = time.monotonic()
-            import torch
             from ncf.recommender import NCFRecommender, latest_model_dir
 
             newest = latest_model_dir(self.root)
@@ -60,7 +59,6 @@ class ServedModel:
             except Exception:
                 log.exception("could not load model %s; still serving %s", newest, self._directory)
                 return
-            if self._model is None:
-                torch.set_num_threads(self.torch_threads)
-            self._model, self._directory = model, newest
+            replaced, self._model, self._directory = self._directory, model, newest
+            record_served_model("ncf", newest.name, replaced.name if replaced else None)
             log.info("serving NCF model %s", newest.name)

@@ -22,6 +22,7 @@ class Settings:
     milvus_uri: str = ""  # empty: a Milvus Lite store at DATA_DIR/milvus.db
     milvus_token: str = ""
     milvus_timeout: float = 10.0
+    milvus_lite_port: int = 19530  # where `python -m app.service` serves the embedded store (without MILVUS_URI)
     products_collection: str = "products"
     users_collection: str = "users"
     database_url: str = ""  # empty: SQLite at DATA_DIR/events.db
@@ -45,7 +46,7 @@ class Settings:
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
     model_check_seconds: float = 10.0
-    torch_threads: int = 1  # per process, for NCF scoring: 2 threads were ~35x slower in a busy gunicorn worker
+    torch_threads: int = 1  # per service process (query encoding, NCF scoring); see Resources
     api_key: str = dataclass_field(default="", repr=False)  # empty: write and admin endpoints are open
 
     @classmethod
