@@ -1,5 +1,8 @@
 """`python -m ncf train ...` writes a new versioned model directory; `python -m ncf evaluate DIR` re-scores it.
 
+Training evaluates NeuMF (and the baselines) on a leave-one-out split, then refits NeuMF on every
+interaction for serving (`--no-refit`: serve the evaluation run's weights).
+
 A model directory is written under a hidden temporary name next to its final place and renamed when
 every file is there, so a killed training never leaves a directory that `latest_model_dir` would serve.
 """
@@ -49,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         train_parser.add_argument(f"--{name}", type=kind, help=f"default {getattr(TrainConfig, name.replace('-', '_'))}")
     train_parser.add_argument("--layers", type=lambda text: tuple(int(size) for size in text.split(",")),
                               help="MLP layer sizes, e.g. 128,64,32")
+    train_parser.add_argument("--no-refit", dest="refit", action="store_false", default=None,
+                              help="serve the evaluation run's weights instead of NeuMF refit on every interaction")
     evaluate_parser = commands.add_parser("evaluate", help="re-evaluate a saved model on its split, print JSON")
     evaluate_parser.add_argument("model_dir")
     evaluate_parser.add_argument("--database-url", help="events: the event store (default: the service settings)")
@@ -56,7 +61,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def train(args: argparse.Namespace) -> Path:
-    """Train NeuMF, MF and TopPop on one split, evaluate them on its test users, write the model directory."""
+    """Train NeuMF, MF and TopPop on one split, evaluate them on its test users, write the model directory.
+
+    The directory serves NeuMF refit on every interaction (unless `--no-refit`); metrics.json measures the
+    evaluation run's weights, kept as evaluation_model.pt.
+    """
     overrides = {name: value for name, value in vars(args).items()
                  if value is not None and name in TrainConfig.__dataclass_fields__}
     config = replace(TrainConfig(), **overrides)
@@ -69,7 +78,7 @@ def train(args: argparse.Namespace) -> Path:
     toppop = TopPop().fit(interactions, config)
     recommender.source = source
     recommender.metrics = {
-        "neumf": _metrics(recommender.model, split, recommender.history.train_seconds),
+        "neumf": _metrics(recommender.evaluation_model, split, recommender.history.train_seconds),
         "mf": _metrics(mf, split, mf.train_seconds),
         "toppop": _metrics(toppop, split, toppop.train_seconds),
         "data": _data_summary(interactions),
@@ -133,8 +142,8 @@ def plot_training(histories: dict[str, History], path: Path) -> None:
 
 
 def evaluate_model_dir(directory: Path, database_url: str | None = None) -> dict:
-    """The saved NeuMF's metrics on the test users of the split it was trained on."""
-    recommender = NCFRecommender.load(directory)
+    """The saved evaluation-run NeuMF's metrics on the test users of the split it was trained on."""
+    recommender = NCFRecommender.load(directory, evaluation=True)
     source = recommender.source
     if source["kind"] == "movielens":
         interactions = from_movielens(source["path"])
@@ -144,7 +153,7 @@ def evaluate_model_dir(directory: Path, database_url: str | None = None) -> dict
     if interactions.user_ids != recommender.user_ids or interactions.item_ids != recommender.item_ids:
         raise SystemExit(f"the training data of {directory} has changed: its split cannot be rebuilt")
     split = split_data(interactions, recommender.config)
-    return {"neumf": evaluate(recommender.model, split.test, interactions.n_items),
+    return {"neumf": evaluate(recommender.evaluation_model, split.test, interactions.n_items),
             "data": _data_summary(interactions)}
 
 

@@ -1,4 +1,8 @@
-"""NCFRecommender: a trained NeuMF with its id mappings, served by external ids; saved as a model directory."""
+"""NCFRecommender: a trained NeuMF with its id mappings, served by external ids; saved as a model directory.
+
+model.pt holds the served weights: by default NeuMF refit on every interaction. evaluation_model.pt (only
+when they differ) holds the evaluation run's weights, which metrics.json measures.
+"""
 from __future__ import annotations
 
 import json
@@ -12,9 +16,10 @@ import torch
 from .data import Interactions
 from .mappings import IdMapping, load_mappings, save_mappings
 from .model import NeuMF
-from .train import History, TrainConfig, fit
+from .train import History, TrainConfig, fit, refit
 
 WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
+EVALUATION_WEIGHTS_FILE = "evaluation_model.pt"
 MODEL_FILES = (WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE)
 MODEL_DIR_PATTERN = re.compile(r"^ncf-(\d{8}T\d{6}Z)-[0-9a-f]+$")
 
@@ -24,17 +29,30 @@ class NCFRecommender:
 
     def __init__(self, config: TrainConfig = TrainConfig()):
         self.config = config
-        self.model: NeuMF | None = None
+        self.model: NeuMF | None = None  # served
+        self.evaluation_model: NeuMF | None = None  # trained without each user's two latest interactions
         self.user_ids = IdMapping([])
         self.item_ids = IdMapping([])
-        self.history = History()
+        self.history = History()  # of the evaluation run
+        self.refit_history: History | None = None  # of the served model, when refit on every interaction
         self.metrics: dict = {}
         self.source: dict = {}  # where the training data came from, to rebuild the split
 
     def fit(self, interactions: Interactions) -> "NCFRecommender":
-        self.model, self.history = fit(interactions, self.config)
+        """The evaluation run, then (`config.refit`) the served model retrained on every interaction."""
+        self.evaluation_model, self.history = fit(interactions, self.config)
+        self.model, self.refit_history = (refit(interactions, self.config, self.history) if self.config.refit
+                                          else (self.evaluation_model, None))
         self.user_ids, self.item_ids = interactions.user_ids, interactions.item_ids
         return self
+
+    @property
+    def served(self) -> dict:
+        """Which weights model.pt holds, trained on how many interactions for how many epochs."""
+        refitted = self.refit_history is not None
+        history = self.refit_history if refitted else self.history
+        return {"weights": "refit on all interactions" if refitted else "evaluation run",
+                "interactions": history.interactions, "epochs": history.best_epoch}
 
     def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None:
         """Scores (logits, higher is better) of the products for the user, in one forward pass.
@@ -64,30 +82,43 @@ class NCFRecommender:
         return [(self.item_ids.ids[i], float(scores[i])) for i in top]
 
     def save(self, directory: str | Path) -> Path:
-        """Write model.pt, mappings.json, config.json and metrics.json into `directory`."""
+        """Write model.pt, mappings.json, config.json, metrics.json (and evaluation_model.pt) into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.model.state_dict(), directory / WEIGHTS_FILE)
+        if self.refit_history is not None:
+            torch.save(self.evaluation_model.state_dict(), directory / EVALUATION_WEIGHTS_FILE)
         save_mappings(directory / MAPPINGS_FILE, self.user_ids, self.item_ids)
         config = {"train": self.config.to_dict(), "model": self.model.hyperparameters(), "source": self.source,
-                  "history": self.history.to_dict()}
+                  "served": self.served, "history": self.history.to_dict(),
+                  "refit_history": None if self.refit_history is None else self.refit_history.to_dict()}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
         (directory / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2), encoding="utf-8")
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "NCFRecommender":
+    def load(cls, directory: str | Path, evaluation: bool = False) -> "NCFRecommender":
+        """The served model; `evaluation`: also the evaluation run's (to re-score it; serving does not need it)."""
         directory = Path(directory)
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
         recommender = cls(TrainConfig.from_dict(config["train"]))
-        recommender.model = NeuMF(**config["model"])
-        recommender.model.load_state_dict(torch.load(directory / WEIGHTS_FILE, weights_only=True))
-        recommender.model.eval()
+        recommender.model = _load_neumf(config["model"], directory / WEIGHTS_FILE)
         recommender.user_ids, recommender.item_ids = load_mappings(directory / MAPPINGS_FILE)
         recommender.history = History(**config["history"])
+        if config.get("refit_history"):
+            recommender.refit_history = History(**config["refit_history"])
+        if evaluation:
+            recommender.evaluation_model = (_load_neumf(config["model"], directory / EVALUATION_WEIGHTS_FILE)
+                                            if recommender.refit_history is not None else recommender.model)
         recommender.source = config["source"]
         recommender.metrics = json.loads((directory / METRICS_FILE).read_text(encoding="utf-8"))
         return recommender
+
+
+def _load_neumf(hyperparameters: dict, weights: Path) -> NeuMF:
+    model = NeuMF(**hyperparameters)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    return model.eval()
 
 
 def latest_model_dir(root: str | Path) -> Path | None:

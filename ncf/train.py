@@ -1,4 +1,8 @@
-"""Training with sampled negatives and a weighted BCE loss, early-stopped on validation NDCG@10."""
+"""Training with sampled negatives and a weighted BCE loss, early-stopped on validation NDCG@10.
+
+`fit` is the evaluation run (each user's two latest interactions held out); `refit` retrains on every
+interaction for the evaluation run's best number of epochs, for serving.
+"""
 from __future__ import annotations
 
 import copy
@@ -34,11 +38,13 @@ class TrainConfig:
     l2: float = 0.0  # on the embedding rows of each batch, per example
     lr_schedule: str = "plateau"  # plateau: halve the lr after an epoch without a better validation NDCG@10
     patience: int = 3  # epochs without a better validation NDCG@10 before stopping
+    min_delta: float = 1e-3  # smaller NDCG@10 gains are noise (1 SE ~0.02 on 610 users): not a better epoch
     seed: int = 0
     eval_negatives: int = 99
     split_seed: int = 0  # seeds the evaluation negatives; fixed across training seeds
     threads: int | None = None  # torch threads; None: $OMP_NUM_THREADS, else 1 (2 was 4x slower beside a busy service)
     progress: bool = True
+    refit: bool = True  # serve weights retrained on every interaction (`refit`), not the evaluation run's
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
@@ -56,11 +62,12 @@ class TrainConfig:
 
 @dataclass
 class History:
-    """Per-epoch records (epoch, loss, lr, val_hr@10, val_ndcg@10, val_auc, seconds) and the best epoch."""
+    """Per-epoch records (epoch, loss, lr, val_hr@10, val_ndcg@10, val_auc, seconds), the best (kept) epoch."""
 
     epochs: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     train_seconds: float = 0.0
+    interactions: int = 0  # training rows
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +86,17 @@ def fit(interactions: Interactions, config: TrainConfig = TrainConfig()) -> tupl
     return model, history
 
 
+def refit(interactions: Interactions, config: TrainConfig, evaluation: History) -> tuple[NeuMF, History]:
+    """NeuMF trained on every interaction for the evaluation run's best epoch count, at that run's learning rates.
+
+    Same seed, hence the same initial weights as `fit`; no validation, no early stopping.
+    """
+    seed_everything(config.seed)
+    model = NeuMF(interactions.n_users, interactions.n_items, config.embed_dim, config.layers, config.init_std)
+    learning_rates = [record["lr"] for record in evaluation.epochs[:evaluation.best_epoch]]
+    return model, train_on_schedule(model, interactions, learning_rates, config)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -92,46 +110,23 @@ def train_model(model: nn.Module, split: Split, config: TrainConfig) -> History:
     `model.score(users, items)` numpy scores. Positives weigh their confidence (normalised to mean 1),
     negatives 1.
     """
-    torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS") or 1))
-    seed_everything(config.seed)
-    rng = np.random.default_rng(config.seed)
-    train = split.train
-    counts = np.bincount(train.users, minlength=train.n_users)
-    trainable = counts[train.users] < train.n_items  # a user who touched every item has no negatives
-    positives_users, positives_items = train.users[trainable], train.items[trainable]
-    positive_weights = (train.weights[trainable] / train.weights[trainable].mean()).astype(np.float32)
-    positive_keys = train.pair_keys()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = _scheduler(optimizer, config)
-    history, best_ndcg, best_state, stale = History(), -float("inf"), None, 0
+    trainer = _EpochTrainer(model, split.train, config)
+    scheduler = _scheduler(trainer.optimizer, config)
+    history, best_ndcg, best_state, stale = History(interactions=len(split.train)), -float("inf"), None, 0
     started = time.perf_counter()
     bar = tqdm(range(1, config.epochs + 1), desc=type(model).__name__, unit="epoch", disable=not config.progress)
     for epoch in bar:
         epoch_started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        users, items, labels, weights = _epoch_samples(
-            positives_users, positives_items, positive_weights, positive_keys, train.n_items, config.negatives, rng)
-        model.train()
-        total_loss = 0.0
-        for start in range(0, len(users), config.batch_size):
-            batch = slice(start, start + config.batch_size)
-            logits = model(users[batch], items[batch])
-            loss = F.binary_cross_entropy_with_logits(logits, labels[batch], weight=weights[batch])
-            if config.l2:
-                rows = model.batch_embeddings(users[batch], items[batch])
-                loss = loss + config.l2 * sum(row.pow(2).sum() for row in rows) / len(logits)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += float(loss.detach()) * len(logits)
+        lr = trainer.optimizer.param_groups[0]["lr"]
+        loss = trainer.run_epoch()
         validation = sampled_metrics(model, split.validation) if len(split.validation) else {}
-        ndcg = validation.get("ndcg@10", -total_loss / len(users))  # without validation users: lowest loss wins
-        record = {"epoch": epoch, "loss": total_loss / len(users), "lr": lr,
+        ndcg = validation.get("ndcg@10", -loss)  # without validation users: lowest loss wins
+        record = {"epoch": epoch, "loss": loss, "lr": lr,
                   **{f"val_{name}": value for name, value in validation.items()},
                   "seconds": time.perf_counter() - epoch_started}
         history.epochs.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", ndcg=f"{ndcg:.4f}", lr=f"{lr:.1e}")
-        if ndcg > best_ndcg:
+        bar.set_postfix(loss=f"{loss:.4f}", ndcg=f"{ndcg:.4f}", lr=f"{lr:.1e}")
+        if ndcg > best_ndcg + config.min_delta:
             best_ndcg, best_state, stale, history.best_epoch = ndcg, copy.deepcopy(model.state_dict()), 0, epoch
         else:
             stale += 1
@@ -144,6 +139,61 @@ def train_model(model: nn.Module, split: Split, config: TrainConfig) -> History:
     model.eval()
     history.train_seconds = time.perf_counter() - started
     return history
+
+
+def train_on_schedule(model: nn.Module, interactions: Interactions, learning_rates: list[float],
+                      config: TrainConfig) -> History:
+    """One epoch per learning rate on every row of `interactions`, as `train_model` trains; keeps the last weights."""
+    trainer = _EpochTrainer(model, interactions, config)
+    history = History(best_epoch=len(learning_rates), interactions=len(interactions))
+    started = time.perf_counter()
+    bar = tqdm(learning_rates, desc=f"{type(model).__name__} refit", unit="epoch", disable=not config.progress)
+    for epoch, lr in enumerate(bar, start=1):
+        epoch_started = time.perf_counter()
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = lr
+        loss = trainer.run_epoch()
+        history.epochs.append({"epoch": epoch, "loss": loss, "lr": lr, "seconds": time.perf_counter() - epoch_started})
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}")
+    model.eval()
+    history.train_seconds = time.perf_counter() - started
+    return history
+
+
+class _EpochTrainer:
+    """Adam over the positives of `train` plus fresh sampled negatives each epoch, in shuffled mini-batches."""
+
+    def __init__(self, model: nn.Module, train: Interactions, config: TrainConfig):
+        torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS") or 1))
+        seed_everything(config.seed)
+        self.model, self.config, self.n_items = model, config, train.n_items
+        self.rng = np.random.default_rng(config.seed)
+        counts = np.bincount(train.users, minlength=train.n_users)
+        trainable = counts[train.users] < train.n_items  # a user who touched every item has no negatives
+        self.users, self.items = train.users[trainable], train.items[trainable]
+        self.weights = (train.weights[trainable] / train.weights[trainable].mean()).astype(np.float32)
+        self.positive_keys = train.pair_keys()
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)  # CPU: epochs 20-35% faster
+
+    def run_epoch(self) -> float:
+        """One pass; the mean training loss."""
+        config = self.config
+        users, items, labels, weights = _epoch_samples(self.users, self.items, self.weights, self.positive_keys,
+                                                       self.n_items, config.negatives, self.rng)
+        self.model.train()
+        total_loss = 0.0
+        for start in range(0, len(users), config.batch_size):
+            batch = slice(start, start + config.batch_size)
+            logits = self.model(users[batch], items[batch])
+            loss = F.binary_cross_entropy_with_logits(logits, labels[batch], weight=weights[batch])
+            if config.l2:
+                rows = self.model.batch_embeddings(users[batch], items[batch])
+                loss = loss + config.l2 * sum(row.pow(2).sum() for row in rows) / len(logits)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total_loss += float(loss.detach()) * len(logits)
+        return total_loss / len(users)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):

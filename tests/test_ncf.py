@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from app.events import Event, EventStore, make_engine
 from ncf.__main__ import evaluate_model_dir, main
@@ -180,15 +181,41 @@ def test_full_catalogue_metrics_exclude_known_items_and_count_coverage():
 
 def test_neumf_learns_planted_clusters_and_beats_toppop(clusters, recommender):
     split = split_data(clusters, SMALL)
-    neumf = sampled_metrics(recommender.model, split.test)
+    neumf = sampled_metrics(recommender.evaluation_model, split.test)
     toppop = sampled_metrics(TopPop().fit(clusters, SMALL), split.test)
     assert neumf["hr@10"] >= 0.85, neumf  # an oracle knowing the clusters and their popularity gets 0.955
     assert neumf["hr@10"] >= toppop["hr@10"] + 0.5 and neumf["ndcg@10"] > toppop["ndcg@10"] + 0.4, (neumf, toppop)
     history = recommender.history
     assert history.epochs[0]["loss"] > history.epochs[-1]["loss"]
-    assert history.best_epoch == max(history.epochs, key=lambda record: record["val_ndcg@10"])["epoch"]
+    best_ndcg = history.epochs[history.best_epoch - 1]["val_ndcg@10"]
+    assert best_ndcg >= max(record["val_ndcg@10"] for record in history.epochs) - SMALL.min_delta
     mf = MatrixFactorization().fit(clusters, replace(SMALL, lr=0.01))
     assert sampled_metrics(mf, split.test)["hr@10"] >= 0.7
+
+
+def test_the_served_model_is_refit_on_every_interaction(clusters, recommender):
+    split = split_data(clusters, SMALL)
+    history, refit_history = recommender.history, recommender.refit_history
+    assert history.interactions == len(split.train) and refit_history.interactions == len(clusters)
+    assert recommender.served == {"weights": "refit on all interactions", "interactions": len(clusters),
+                                  "epochs": history.best_epoch}
+    assert [record["lr"] for record in refit_history.epochs] == [
+        record["lr"] for record in history.epochs[:history.best_epoch]]
+    for held_out in (split.validation, split.test):  # the refit saw each user's two latest interactions
+        served, evaluation = (sampled_metrics(model, held_out) for model in (recommender.model,
+                                                                             recommender.evaluation_model))
+        assert served["auc"] > evaluation["auc"] + 0.01 and served["hr@10"] > evaluation["hr@10"], (served, evaluation)
+
+
+def test_without_refit_the_evaluation_run_is_served(clusters, tmp_path):
+    recommender = NCFRecommender(replace(SMALL, epochs=2, refit=False)).fit(clusters)
+    assert recommender.model is recommender.evaluation_model and recommender.refit_history is None
+    assert recommender.served == {"weights": "evaluation run", "interactions": len(clusters) - 2 * clusters.n_users,
+                                  "epochs": recommender.history.best_epoch}
+    recommender.save(tmp_path / "model")
+    assert not (tmp_path / "model" / "evaluation_model.pt").exists()
+    loaded = NCFRecommender.load(tmp_path / "model", evaluation=True)
+    assert loaded.evaluation_model is loaded.model and loaded.refit_history is None
 
 
 def test_training_is_reproducible_for_a_seed(clusters):
@@ -223,6 +250,11 @@ def test_save_then_load_gives_identical_scores(recommender, tmp_path):
     for user in ("u0", "u17", "u199"):
         assert np.array_equal(loaded.score(user, products), recommender.score(user, products), equal_nan=True)
     assert loaded.config == recommender.config and loaded.metrics == recommender.metrics
+    assert loaded.evaluation_model is None  # serving loads model.pt only
+    assert loaded.history == recommender.history and loaded.refit_history == recommender.refit_history
+    users, items = np.arange(200).repeat(3), np.tile([0, 150, 299], 200)
+    evaluation = NCFRecommender.load(tmp_path / "model", evaluation=True).evaluation_model
+    assert np.array_equal(evaluation.score(users, items), recommender.evaluation_model.score(users, items))
     assert loaded.user_ids == recommender.user_ids and loaded.item_ids == recommender.item_ids
 
 
@@ -238,6 +270,10 @@ def test_latest_model_dir_ignores_partial_and_foreign_directories(recommender, t
     assert latest_model_dir(tmp_path) == older
 
 
+def scores_of(model_metrics: dict) -> dict:
+    return {name: value for name, value in model_metrics.items() if name != "train_seconds"}
+
+
 def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path):
     data = planted_clusters(n_users=60, n_items=120, per_user=12, seed=5)
     url = f"sqlite:///{tmp_path / 'events.db'}"
@@ -249,19 +285,31 @@ def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path):
         store.add(connection, events, {})
     store.engine.dispose()
     out = tmp_path / "models"
-    assert main(["train", "--source", "events", "--database-url", url, "--epochs", "2", "--embed-dim", "8",
-                 "--layers", "16,8", "--threads", "1", "--out", str(out)]) == 0
+    train = ["train", "--source", "events", "--database-url", url, "--epochs", "2", "--embed-dim", "8",
+             "--layers", "16,8", "--threads", "1", "--out", str(out)]
+    assert main(train) == 0
     directory = latest_model_dir(out)
     assert directory is not None and directory.name.startswith("ncf-")
     assert sorted(path.name for path in out.iterdir()) == [directory.name]  # no partial left behind
-    assert {"model.pt", "mappings.json", "config.json", "metrics.json", "training_results.png"} <= {
-        path.name for path in directory.iterdir()}
+    assert {"model.pt", "evaluation_model.pt", "mappings.json", "config.json", "metrics.json",
+            "training_results.png"} <= {path.name for path in directory.iterdir()}
     metrics = json.loads((directory / "metrics.json").read_text())
     keys = {"hr@10", "ndcg@10", "auc", "recall@10", "full_ndcg@10", "coverage@10", "train_seconds"}
     assert all(set(metrics[model]) == keys for model in ("neumf", "mf", "toppop"))
     assert metrics["data"] == {"users": 60, "items": data.n_items, "interactions": len(data)}
+    config = json.loads((directory / "config.json").read_text())
+    assert config["served"] == {"weights": "refit on all interactions", "interactions": len(data),
+                                "epochs": config["history"]["best_epoch"]}
+    served, evaluated = (torch.load(directory / name) for name in ("model.pt", "evaluation_model.pt"))
+    assert not torch.equal(served["gmf_user.weight"], evaluated["gmf_user.weight"])
+    assert main([*train, "--no-refit"]) == 0
+    unrefit = latest_model_dir(out)
+    assert unrefit != directory and not (unrefit / "evaluation_model.pt").exists()
+    assert json.loads((unrefit / "config.json").read_text())["served"]["weights"] == "evaluation run"
+    neumf = scores_of(metrics["neumf"])
+    assert scores_of(json.loads((unrefit / "metrics.json").read_text())["neumf"]) == neumf  # the same evaluation run
     with store.write_transaction() as connection:  # events after training do not change its split
         store.add(connection, [Event("late", "newcomer", "i1", "view", None, 2e9)], {})
     store.engine.dispose()
-    again = evaluate_model_dir(directory, url)
-    assert again["neumf"] == pytest.approx({k: v for k, v in metrics["neumf"].items() if k != "train_seconds"})
+    for model_dir in (directory, unrefit):  # metrics.json measures the evaluation weights, reproducibly
+        assert evaluate_model_dir(model_dir, url)["neumf"] == neumf

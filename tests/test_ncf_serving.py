@@ -1,9 +1,14 @@
 """NCF served as the collaborative part of recommendations: loaded from MODELS_DIR, hot-swapped."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
+from app import create_app
 from app.events import Event
+from app.resources import resources
 from ncf.data import from_event_store
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
@@ -79,6 +84,17 @@ def test_a_newer_model_is_served_without_restart(client, served, res):
     assert res.served_model.version == "ncf-20260102T000000Z-000002"
     after = res.served_model.score(USERS[2], product_ids)
     assert np.allclose(after, newer.score(USERS[2], product_ids)) and not np.allclose(after, before)
+
+
+def test_the_app_serving_a_model_sets_the_torch_threads(served, res):
+    before = torch.get_num_threads()
+    settings = replace(res.settings, torch_threads=before + 1)
+    try:
+        with create_app({"TESTING": True, "SETTINGS": settings}).app_context():
+            assert resources().served_model.score(USERS[0], served.item_ids.ids[:10]) is not None
+        assert torch.get_num_threads() == settings.torch_threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_saved_and_loaded_models_score_identically(served, res, tmp_path):
