@@ -7,11 +7,19 @@ from flask import Flask, jsonify
 from pydantic import BaseModel, ConfigDict, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .availability import FAIL_FAST_SECONDS, summary, unavailable_dependency
+
 log = logging.getLogger(__name__)
 
 # Codes of the errors Werkzeug raises (routing, body size), fixed here rather than derived from its wording.
 HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
                     415: "unsupported_media_type"}
+# A dependency that does not answer (app/availability.py) is a 503 the client may retry, never a 500.
+UNAVAILABLE_ERRORS = {
+    "milvus": ("store_unavailable", "the vector store (Milvus) is unavailable; retry later"),
+    "database": ("database_unavailable", "the event database is unavailable; retry later"),
+}
+RETRY_AFTER_SECONDS = round(FAIL_FAST_SECONDS)
 
 
 class ApiError(Exception):
@@ -71,5 +79,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unhandled error")
-        return error_response(500, "internal_error", "internal server error")
+        dependency = unavailable_dependency(exc)
+        if dependency is None:
+            log.exception("unhandled error")
+            return error_response(500, "internal_error", "internal server error")
+        log.warning("%s unavailable: %s", dependency, summary(exc))
+        code, message = UNAVAILABLE_ERRORS[dependency]
+        response, status = error_response(503, code, message)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response, status

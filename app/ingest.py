@@ -1,17 +1,28 @@
-"""Event ingestion: commit events (and popularity), then fold them into their users' vectors in Milvus."""
+"""Event ingestion: commit events (and popularity), then fold them into their users' vectors in Milvus.
+
+The event rows are the outbox of the vector updates: a row stays pending until its user's vector holds it.
+Updates that could not be applied (Milvus or the database failing after the commit) are retried by the next
+event of the same user, and by a background thread of the process that deferred them, until none is left.
+"""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+from sqlalchemy import select
 
-from .events import Event, EventStore
+from .availability import StoreUnavailable, summary, unavailable_dependency
+from .events import Event, EventStore, product_popularity
 from .store import DENSE_FIELD, ProductStore
 from .users import UserVectorStore, accumulate
 
 log = logging.getLogger(__name__)
+
+PENDING_RETRY_SECONDS = 5.0
 
 
 class UnknownProducts(Exception):
@@ -39,29 +50,63 @@ class EventIngestor:
         self.users = users
         self.weights = weights
         self.half_life_s = user_half_life_days * 86400.0
+        self._retry_lock = threading.Lock()
+        self._retry_thread: threading.Thread | None = None
+        self._leftovers_checked = False  # pending updates left by an earlier process are looked for once
 
     def ingest(self, batch: Sequence[Event]) -> IngestResult:
         """Store the batch atomically (all or nothing), then update the users' vectors.
 
-        The events are committed before this returns; if Milvus fails after the commit, the vector
-        updates stay pending in the event table and `apply_pending` applies them later.
+        The events are committed before this returns. If the vector update fails after the commit, the
+        events stay pending and are applied in the background (`retry_pending_in_background`).
         """
-        product_ids = sorted({event.product_id for event in batch})
-        found = self.products.get(product_ids, with_vectors=True)
-        unknown = [i for i, event in enumerate(batch) if event.product_id not in found]
-        if unknown:
-            raise UnknownProducts(unknown, [batch[i].product_id for i in unknown])
-        categories = {product_id: product["category"] for product_id, product in found.items()}
+        categories, vectors = self._catalogue_entries(batch)
         users = {event.user_id for event in batch}
         with self.events.write_transaction(lock_users=users) as connection:
             inserted = self.events.add(connection, batch, categories)
-        vectors = {product_id: product[DENSE_FIELD] for product_id, product in found.items()}
         try:
             self.apply_pending({event.user_id for event in inserted}, vectors)
-        except Exception:  # Milvus unreachable or failing: the events are safe, the update waits
-            log.exception("user vector update deferred for %d users", len(users))
-            return IngestResult(len(inserted), len(batch) - len(inserted), False)
-        return IngestResult(len(inserted), len(batch) - len(inserted), True)
+            vectors_updated = True
+        except Exception as exc:  # the events are committed: their users' vectors wait for the retry
+            if unavailable_dependency(exc) is None:
+                log.exception("user-vector update of %d users failed; retried in the background", len(users))
+            else:
+                log.warning("user-vector update of %d users deferred: %s", len(users), summary(exc))
+            vectors_updated = False
+        if not vectors_updated or not self._leftovers_checked:
+            self._leftovers_checked = True
+            self.retry_pending_in_background()
+        return IngestResult(len(inserted), len(batch) - len(inserted), vectors_updated)
+
+    def _catalogue_entries(self, batch: Sequence[Event]) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+        """Category and vector of each product of the batch; UnknownProducts for those not in the catalogue.
+
+        While Milvus is unreachable, a product that has had events counts as known, with the category the
+        popularity table holds, and its vector is read when the pending update is applied; a product never
+        seen cannot be checked, so the batch is refused with StoreUnavailable (nothing is stored).
+        """
+        product_ids = sorted({event.product_id for event in batch})
+        try:
+            found = self.products.get(product_ids, with_vectors=True)
+        except StoreUnavailable:
+            categories = self._categories_seen(product_ids)
+            unseen = [product_id for product_id in product_ids if product_id not in categories]
+            if unseen:
+                raise StoreUnavailable(f"product {unseen[0]!r} cannot be checked while Milvus is unreachable") from None
+            return categories, {}
+        unknown = [i for i, event in enumerate(batch) if event.product_id not in found]
+        if unknown:
+            raise UnknownProducts(unknown, [batch[i].product_id for i in unknown])
+        return ({product_id: product["category"] for product_id, product in found.items()},
+                {product_id: product[DENSE_FIELD] for product_id, product in found.items()})
+
+    def _categories_seen(self, product_ids: Sequence[str]) -> dict[str, str]:
+        """product_id → category of the products that have had events (their popularity rows)."""
+        with self.events.engine.connect() as connection:
+            return dict(connection.execute(
+                select(product_popularity.c.product_id, product_popularity.c.category)
+                .where(product_popularity.c.product_id.in_(list(product_ids)))
+            ).all())
 
     def apply_pending(self, user_ids: Iterable[str], known_vectors: dict[str, np.ndarray] | None = None) -> int:
         """Fold the users' pending events into their vectors; returns how many events were applied."""
@@ -81,6 +126,30 @@ class EventIngestor:
         while users := self.events.users_with_pending_events():
             applied += self.apply_pending(users)
         return applied
+
+    def retry_pending_in_background(self) -> None:
+        """Start this process's retry thread unless it runs: it applies pending updates until none is left."""
+        with self._retry_lock:
+            if self._retry_thread is None:
+                self._retry_thread = threading.Thread(
+                    target=self._apply_pending_until_none_left, name="pending-user-vectors", daemon=True)
+                self._retry_thread.start()
+
+    def _apply_pending_until_none_left(self) -> None:
+        """Every PENDING_RETRY_SECONDS while that fails; the thread ends when no update is pending."""
+        while True:
+            try:
+                with self._retry_lock:  # a deferral after this check starts a new thread
+                    if not self.events.users_with_pending_events(limit=1):
+                        self._retry_thread = None
+                        return
+                self.users.count()  # a probe outside any lock: a hung Milvus must not hold the event locks
+                if applied := self.apply_all_pending():
+                    log.info("applied %d pending user-vector updates", applied)
+            except Exception as exc:
+                log.warning("pending user-vector updates wait (%s); next attempt in %.0f s", summary(exc),
+                            PENDING_RETRY_SECONDS)
+                time.sleep(PENDING_RETRY_SECONDS)
 
     def rebuild(self, user_ids: Sequence[str] | None = None, chunk_size: int = 200) -> int:
         """Recompute user vectors from the whole event log; returns the number of users written."""

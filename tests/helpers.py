@@ -52,10 +52,10 @@ def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float 
 
 @contextmanager
 def gunicorn_server(data_dir: Path, log: Path, **extra_env: str) -> Iterator[str]:
-    """gunicorn (gunicorn.conf.py) serving `data_dir` on a free loopback port: yields its base URL, and at the
-    end checks it stopped cleanly on SIGTERM."""
+    """gunicorn (gunicorn.conf.py) serving `data_dir` on a free loopback port (no access log unless
+    GUNICORN_ACCESS_LOG is given): yields its base URL, and at the end checks it stopped cleanly on SIGTERM."""
     port = free_port()
-    env = service_env(data_dir, PORT=str(port), GUNICORN_ACCESS_LOG="", **extra_env)
+    env = service_env(data_dir, **{"PORT": str(port), "GUNICORN_ACCESS_LOG": "", **extra_env})
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "app:create_app()"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
@@ -110,3 +110,28 @@ def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def assert_vectors_equal_a_rebuild(ingestor, user_ids: list[str]) -> None:
+    """No update is pending, and the users' vectors and counts, built event by event, equal those rebuilt
+    from the event log (the rebuild overwrites them)."""
+    import numpy as np
+
+    with ingestor.events.engine.connect() as connection:
+        assert not ingestor.events.events_of(connection, user_ids, pending_only=True)
+    incremental = ingestor.users.get(user_ids)
+    ingestor.rebuild(user_ids)
+    rebuilt = ingestor.users.get(user_ids)
+    assert set(incremental) == set(rebuilt) == set(user_ids)
+    for user_id in user_ids:
+        assert incremental[user_id].counts == rebuilt[user_id].counts, user_id
+        assert np.allclose(incremental[user_id].vector, rebuilt[user_id].vector, rtol=1e-4, atol=1e-5), user_id
+
+
+def eventually(check, timeout: float, interval: float = 0.25):
+    """Call `check` until it returns something true (returned) or `timeout` seconds pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"not true within {timeout} s: {check}"
+        time.sleep(interval)
+    return result

@@ -5,10 +5,12 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from flask import Blueprint
+from pydantic import Field
 
 from ..errors import ApiError
 from ..event_input import MAX_EVENTS_PER_REQUEST, EventIn
 from ..ingest import UnknownProducts
+from ..metrics import record_events
 from ..requests import Batch, BatchItems, ResponseModel, operation
 from ..resources import resources
 
@@ -19,13 +21,20 @@ class EventsAccepted(ResponseModel):
     accepted: int
     duplicates: int
     event_ids: list[str]
-    user_vectors: Literal["updated", "pending"]
+    user_vectors: Literal["updated", "pending"] = Field(
+        description="pending: the events are stored, their users' vectors are updated when Milvus answers")
 
 
 @bp.post("/events")
-@operation({200: EventsAccepted}, body=Batch(EventIn, max_items=MAX_EVENTS_PER_REQUEST, noun="event"))
+@operation({200: EventsAccepted}, body=Batch(EventIn, max_items=MAX_EVENTS_PER_REQUEST, noun="event"),
+           errors=(503,))
 def post_events(body: BatchItems):
-    """Store events (a repeated event_id is not counted twice) and update the users' vectors."""
+    """Store events (a repeated event_id is not counted twice) and update the users' vectors.
+
+    A 200 means the events are committed; `user_vectors` is "pending" when Milvus could not be updated (the
+    update is applied later). 503 (`database_unavailable`, or `store_unavailable` for a product that cannot
+    be checked while Milvus is down): nothing was stored, retry with the same event ids.
+    """
     now = datetime.now(timezone.utc)
     batch = [event.to_event(now) for event in body.items]
     try:
@@ -33,6 +42,7 @@ def post_events(body: BatchItems):
     except UnknownProducts as exc:
         raise ApiError(422, "unknown_product", f"no product {exc.product_ids[0]!r} in the catalogue",
                        body.field(exc.positions[0], "product_id")) from None
+    record_events(result.accepted, result.duplicates)
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
