@@ -23,8 +23,9 @@ seed: install
 train: install
 	$(BIN)/python -m ncf train --source events
 
-run: seed train
-	$(BIN)/gunicorn -c gunicorn.conf.py "app:create_app()"
+# The Milvus Lite server (unless MILVUS_URI is set), seeding, training and gunicorn: see app/service.py.
+run: install
+	$(BIN)/python -m app.service --products $(SEED_COUNT) --users $(INTERACTION_USERS)
 
 test: install
 	$(BIN)/python -m pytest

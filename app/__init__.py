@@ -6,7 +6,7 @@ from typing import Mapping
 
 from flask import Flask
 
-from . import resources
+from . import metrics, resources
 from .errors import register_error_handlers
 from .settings import Settings
 
@@ -26,6 +26,7 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     resources.init_app(app, settings)
     register_error_handlers(app)
+    metrics.init_app(app, settings.embedding_model)
 
     from . import openapi
     from .routes import events, facets, health, popular, products, search, training, ui, users

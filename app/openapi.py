@@ -91,8 +91,10 @@ def _operation(endpoint: str, view, schemas: dict, components: dict) -> dict:
         entry["security"] = [{name: []} for name in SECURITY_SCHEMES]
         error_statuses = sorted({*error_statuses, 401, 403})
     responses.update((status, schemas[_ERROR_KEY]) for status in error_statuses)
+    media_types = {status: spec.media_type for status in spec.responses}  # errors are JSON
     entry["responses"] = {
-        str(status): {"description": HTTPStatus(status).phrase, "content": {"application/json": {"schema": schema}}}
+        str(status): {"description": HTTPStatus(status).phrase,
+                      "content": {media_types.get(status, "application/json"): {"schema": schema}}}
         for status, schema in sorted(responses.items())
     }
     return entry

@@ -95,6 +95,7 @@ class Operation:
     query: type[BaseModel] | None = None
     body: type[BaseModel] | Batch | None = None  # a model body may be left empty: validated as {}
     errors: tuple[int, ...] = ()  # error statuses of this view beyond those every input can cause
+    media_type: str = "application/json"  # of the `responses` (errors are always JSON)
     adapters: dict[int, TypeAdapter] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -130,10 +131,11 @@ class Operation:
 
 def operation(responses: Mapping[int, Any], *, path: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, body: type[BaseModel] | Batch | None = None,
-              errors: tuple[int, ...] = ()):
+              errors: tuple[int, ...] = (), media_type: str = "application/json"):
     """Declare a view's input and answers. The view gets the validated path values as keyword arguments,
-    `params` (the query model) when `query` is given and `body` (a model, or BatchItems) when `body` is."""
-    spec = Operation(responses, path, query, body, errors)
+    `params` (the query model) when `query` is given and `body` (a model, or BatchItems) when `body` is.
+    A view answering another `media_type` than JSON returns a Response, passed on as it is."""
+    spec = Operation(responses, path, query, body, errors, media_type)
 
     def decorate(view):
         @wraps(view)

@@ -12,6 +12,8 @@ from pymilvus import (
     AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, MilvusException, RRFRanker, WeightedRanker,
 )
 
+from .availability import GuardedMilvusClient
+from .metrics import TimedMilvusClient
 from .milvus_filters import ProductFilter, field_in
 from .settings import Settings
 
@@ -41,16 +43,23 @@ logging.getLogger("pymilvus.decorators").addFilter(_HideLiteIndexRefusal())
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000}
 
 
-def connect(settings: Settings) -> MilvusClient:
-    """A client for MILVUS_URI, or for the embedded Milvus Lite store under DATA_DIR."""
+def connect(settings: Settings) -> GuardedMilvusClient:
+    """A client for MILVUS_URI, or for the embedded Milvus Lite store under DATA_DIR, connected on first use.
+
+    Each (re)connection and each call but flush, indexing and loading waits at most MILVUS_TIMEOUT; while
+    Milvus is unreachable, calls fail fast with StoreUnavailable (app/availability.py).
+    """
     uri = settings.resolved_milvus_uri
     if "://" not in uri:
         if Path(uri).is_dir():
             raise RuntimeError(f"{uri} is a Milvus Lite 3.x store, which Milvus Lite 2.5 cannot open: "
                                "re-seed into a new DATA_DIR (see README, Milvus)")
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
-    return MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_timeout,
-                        grpc_options=GRPC_OPTIONS)
+    return GuardedMilvusClient(
+        lambda: TimedMilvusClient(MilvusClient(uri=uri, token=settings.milvus_token, timeout=settings.milvus_timeout,
+                                               grpc_options=GRPC_OPTIONS)),
+        settings.milvus_timeout,
+    )
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,9 @@ def client(app, catalog):
     return app.test_client()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_url():
-    """A fresh PostgreSQL database on the loopback server (TEST_POSTGRES_URL), dropped at the end."""
+    """A fresh PostgreSQL database per test module on the loopback server (TEST_POSTGRES_URL), dropped after it."""
     import uuid
 
     from sqlalchemy import create_engine, text

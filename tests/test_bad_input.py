@@ -151,7 +151,7 @@ CASES = [
                     name="exclude-not-bool"),
     recommendations({"category": "Books\n"}, 422, "invalid_field", "category", name="category-control-character"),
     recommendations({}, 422, "invalid_field", "user_id", name="user-id-long", user="u" * 65),
-    # GET /popular, /popular/categories, /facets, /health, /status, /openapi.json
+    # GET /popular, /popular/categories, /facets, /health, /status, /openapi.json, /metrics
     case("get", "/popular", 422, "invalid_field", "limit", name="popular-limit-101", query_string={"limit": 101}),
     case("get", "/popular", 422, "invalid_field", "category", name="popular-category-empty",
          query_string={"category": ""}),
@@ -169,6 +169,8 @@ CASES = [
          query_string={"verbose": 1}),
     case("get", "/openapi.json", 400, "unknown_parameter", "format", name="openapi-unknown-parameter",
          query_string={"format": "yaml"}),
+    case("get", "/metrics", 400, "unknown_parameter", "name[]", name="metrics-unknown-parameter",
+         query_string={"name[]": "events_ingested_total"}),
     # POST /train, GET /train, GET /train/<job_id>
     case("post", "/train", 400, "invalid_json", name="post-train-malformed-json", data="{",
          content_type="application/json"),

@@ -1,0 +1,185 @@
+"""Load benchmark: a real gunicorn on loopback, 1, 2 and 4 workers over the 100k-product store.
+
+    python -m bench.load [--products 100000] [--users 5000] [--workers 1,2,4] [--seconds 30] [--clients 8]
+
+The store is bench/results/store-N, the one `python -m bench.search` builds and `python -m bench.events` seeds
+with the mock interactions of `--users` users; what is missing is built here with their functions, and an
+NCF model is trained on those events once if the store has none. The store is served by the Milvus Lite server
+and gunicorn started as `python -m app.service` starts them (gunicorn.conf.py). For each worker count,
+`--clients` threads (keep-alive connections) send requests back to back for `--seconds`, after a warm-up:
+search 60% (`GET /search`, hybrid), recommendations 30% (`GET /users/<id>/recommendations`, hybrid) and
+events 10% (`POST /events`, one view each). Reported: throughput, latency percentiles (all requests and per
+kind), errors (any status but 200, or no answer), and the resident memory of each worker and of Milvus Lite.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from app.resources import Resources  # noqa: E402
+from app.service import GUNICORN, spawn, start_lite_server, terminate  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from ncf.recommender import latest_model_dir  # noqa: E402
+
+from .common import bench_data_dir, percentiles, print_table, queries  # noqa: E402
+from .events import ensure_interactions  # noqa: E402
+from .search import build_store  # noqa: E402
+
+MIX = {"search": 0.6, "recommendations": 0.3, "events": 0.1}
+WARM_UP_SECONDS = 10.0
+NEVER = threading.Event()  # the benchmark does not stop its Lite server early
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_store(settings: Settings, products: int, users: int) -> None:
+    """The store of `products` mock products and `users` users' interactions, and an NCF model trained on them."""
+    res = Resources(settings)
+    build_store(products, settings, res.encoder)
+    ensure_interactions(res, users)
+    res.client.close()
+    if latest_model_dir(settings.resolved_models_dir) is None:
+        print("training an NCF model on the events ...", flush=True)
+        trainer = spawn(["-m", "ncf", "train", "--source", "events"], service_env(settings))
+        if trainer.wait() != 0:
+            raise SystemExit("training failed")
+
+
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {**os.environ, "DATA_DIR": str(settings.data_dir), "MILVUS_URI": settings.milvus_uri, **extra}
+
+
+class Client:
+    """One simulated client: a keep-alive connection sending the mix back to back."""
+
+    def __init__(self, base_url: str, seed: int, products: int, users: int):
+        self.base_url, self.products, self.users = base_url, products, users
+        self.rng = random.Random(seed)
+        self.session = requests.Session()
+        self.texts = queries(500)
+
+    def run(self, seconds: float) -> list[tuple[str, float, bool]]:
+        """(kind, milliseconds, answered 200) of every request sent within `seconds`."""
+        samples = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            kind = self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
+            started = time.perf_counter()
+            try:
+                ok = self.send(kind).status_code == 200
+            except requests.RequestException:
+                ok = False
+            samples.append((kind, (time.perf_counter() - started) * 1000, ok))
+        return samples
+
+    def send(self, kind: str) -> requests.Response:
+        user_id = f"u{self.rng.randint(1, self.users):05d}"
+        if kind == "search":
+            return self.session.get(f"{self.base_url}/search", params={"q": self.rng.choice(self.texts)}, timeout=60)
+        if kind == "recommendations":
+            return self.session.get(f"{self.base_url}/users/{user_id}/recommendations", timeout=60)
+        event = {"event_id": f"load-{uuid.uuid4().hex}", "user_id": user_id,
+                 "product_id": f"P{self.rng.randrange(self.products):07d}", "event_type": "view"}
+        return self.session.post(f"{self.base_url}/events", json=event, timeout=60)
+
+
+def measure(workers: int, settings: Settings, args: argparse.Namespace, lite_server_pid: int) -> list:
+    """One table row: gunicorn with `workers` workers under the mixed load."""
+    port = free_port()
+    gunicorn = spawn(GUNICORN, service_env(settings, PORT=str(port), WEB_CONCURRENCY=str(workers),
+                                           GUNICORN_ACCESS_LOG=""))
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(base_url, gunicorn)
+        clients = [Client(base_url, seed, args.products, args.users) for seed in range(args.clients)]
+        with ThreadPoolExecutor(args.clients) as pool:
+            list(pool.map(lambda client: client.run(WARM_UP_SECONDS), clients))
+            started = time.monotonic()
+            samples = [s for done in pool.map(lambda client: client.run(args.seconds), clients) for s in done]
+            elapsed = time.monotonic() - started
+        worker_rss = [rss_mb(pid) for pid in children(gunicorn.pid)]
+        lite_rss = sum(rss_mb(pid) for pid in children(lite_server_pid))
+    finally:
+        terminate(gunicorn)
+    overall = percentiles([ms for _, ms, _ in samples])
+    by_kind = {kind: percentiles([ms for k, ms, _ in samples if k == kind]) for kind in MIX}
+    return [workers, args.clients, len(samples), round(len(samples) / elapsed, 1), overall["p50"], overall["p95"],
+            overall["p99"], sum(not ok for *_, ok in samples), *(by_kind[kind]["p99"] for kind in MIX),
+            round(max(worker_rss)), round(lite_rss)]
+
+
+def wait_until_healthy(base_url: str, process, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{base_url}/health", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"gunicorn did not become healthy at {base_url}")
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured per worker count")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    args = parser.parse_args()
+
+    settings = Settings.from_env(data_dir=bench_data_dir(f"store-{args.products}"), milvus_lite_port=free_port())
+    lite_server = start_lite_server(settings, dict(os.environ), NEVER)
+    try:
+        settings = Settings.from_env(data_dir=settings.data_dir,
+                                     milvus_uri=f"http://127.0.0.1:{settings.milvus_lite_port}")
+        prepare_store(settings, args.products, args.users)
+        rows = [measure(int(workers), settings, args, lite_server.pid) for workers in args.workers.split(",")]
+    finally:
+        terminate(lite_server)
+    print_table(
+        f"Mixed load through gunicorn ({args.products:,} products, {args.users:,} users; search 60%, "
+        f"recommendations 30%, events 10%; {args.seconds:.0f} s per row; latencies in ms)",
+        ["workers", "clients", "requests", "requests/s", "p50", "p95", "p99", "errors", "search p99",
+         "recommendations p99", "events p99", "RSS per worker MB (max)", "Milvus Lite RSS MB"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
