@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 FAIL_FAST_SECONDS = 5.0
 UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 # Calls whose duration grows with the collection (persisting, indexing, loading): no deadline, only the breaker.
-UNBOUNDED_CALLS = frozenset({"flush", "create_index", "load_collection"})
+UNBOUNDED_CALLS = frozenset({"flush", "create_index", "drop_index", "load_collection", "release_collection"})
 
 
 class StoreUnavailable(Exception):

@@ -1,4 +1,4 @@
-"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors`."""
+"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index`."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("init-db", help="create the event tables and the Milvus collections if missing")
     commands.add_parser("rebuild-user-vectors", help="recompute every user vector from the event log")
     commands.add_parser("apply-pending-vectors", help="apply user-vector updates deferred while Milvus was down")
+    commands.add_parser("rebuild-dense-index", help="replace the products' dense index by INDEX_TYPE's")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ready: {res.settings.public_database_url}, {res.settings.public_milvus_uri}")
     elif args.command == "rebuild-user-vectors":
         print(f"rebuilt {res.ingestor.rebuild()} user vectors")
+    elif args.command == "rebuild-dense-index":
+        print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:
         print(f"applied {res.ingestor.apply_all_pending()} pending events")
     return 0

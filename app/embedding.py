@@ -6,6 +6,7 @@ id (`BAAI/bge-small-en-v1.5`, `BAAI/bge-m3`, ...) where a model hub or a local c
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -123,3 +124,20 @@ def load_encoder(settings: Settings) -> DenseEncoder:
     return SentenceTransformerEncoder(
         path, settings.embedding_model, settings.embedding_batch_size, query_instruction(settings)
     )
+
+
+class QueryCachingEncoder:
+    """An encoder that keeps the dense vectors of the last `size` distinct query texts (shoppers repeat
+    queries, and a query's vector never changes for one model); everything else goes to `encoder`."""
+
+    def __init__(self, encoder: DenseEncoder, size: int):
+        self._encoder = encoder
+        self.encode_query = functools.lru_cache(maxsize=size)(self._encode_query)
+
+    def _encode_query(self, text: str) -> np.ndarray:
+        vector = self._encoder.encode_query(text)
+        vector.setflags(write=False)  # shared by every request asking the same query
+        return vector
+
+    def __getattr__(self, name: str):
+        return getattr(self._encoder, name)

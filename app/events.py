@@ -122,10 +122,9 @@ class EventStore:
         if not unique:
             return []
         rows = [{**event.__dict__, "vector_applied": False} for event in unique.values()]
-        insert = _dialect_insert(self.engine)(events).values(rows)
-        inserted_ids = set(connection.execute(
-            insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.event_id)
-        ).scalars())
+        insert = _dialect_insert(self.engine)(events).on_conflict_do_nothing(index_elements=["event_id"])
+        # executemany with RETURNING: one cached statement, rows sent in batches ("insertmanyvalues")
+        inserted_ids = set(connection.execute(insert.returning(events.c.event_id), rows).scalars())
         inserted = [event for event in unique.values() if event.event_id in inserted_ids]
         self._add_popularity(connection, inserted, categories)
         return inserted

@@ -87,7 +87,7 @@ class EventIngestor:
         """
         product_ids = sorted({event.product_id for event in batch})
         try:
-            found = self.products.get(product_ids, with_vectors=True)
+            found = self.products.get(product_ids, fields=("product_id", "category", DENSE_FIELD))
         except StoreUnavailable:
             categories = self._categories_seen(product_ids)
             unseen = [product_id for product_id in product_ids if product_id not in categories]
@@ -175,5 +175,5 @@ class EventIngestor:
 
     def _product_vectors(self, product_ids: set[str], known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = sorted(product_ids - set(known))
-        fetched = self.products.get(missing, with_vectors=True) if missing else {}
+        fetched = self.products.get(missing, fields=("product_id", DENSE_FIELD)) if missing else {}
         return {**known, **{product_id: product[DENSE_FIELD] for product_id, product in fetched.items()}}

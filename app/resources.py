@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from pymilvus import MilvusClient
 
 from .collaborative import ServedModel
-from .embedding import DenseEncoder, load_encoder
+from .embedding import DenseEncoder, QueryCachingEncoder, load_encoder
 from .events import EventStore, make_engine
 from .ingest import EventIngestor
 from .recommend import Recommender
@@ -43,7 +43,9 @@ class Resources:
     def encoder(self) -> DenseEncoder:
         def create() -> DenseEncoder:
             self._limit_torch_threads()
-            return load_encoder(self.settings)
+            encoder = load_encoder(self.settings)
+            size = self.settings.query_cache_size
+            return QueryCachingEncoder(encoder, size) if size else encoder
         return self._build("_encoder", create)
 
     @property
@@ -93,6 +95,7 @@ class Resources:
     def recommender(self) -> Recommender:
         return self._build("_recommender", lambda: Recommender(
             self.products, self.users, self.events, self.settings.recommendation_candidates, self.served_model,
+            self.settings.popular_cache_seconds,
         ))
 
     @property

@@ -23,7 +23,11 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+
+import requests
+from pymilvus import MilvusClient, MilvusException
 
 from .milvus_server import wait_for_port
 from .settings import Settings
@@ -62,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         for step in [*preparation_steps(args), GUNICORN]:
             if stop.is_set():
                 break
-            code = supervise(spawn(step, env), stop, lite_server)
+            process = spawn(step, env)
+            if step is GUNICORN:
+                threading.Thread(target=announce_when_healthy, args=(service_url(env), process), daemon=True).start()
+            code = supervise(process, stop, lite_server)
             if code != 0 and not stop.is_set():
                 log.error("python %s exited with %s: stopping", " ".join(step), code)
                 return code
@@ -88,7 +95,7 @@ def preparation_steps(args: argparse.Namespace) -> list[list[str]]:
 
 
 def start_lite_server(settings: Settings, env: dict[str, str], stop: threading.Event) -> subprocess.Popen:
-    """`python -m app.milvus_server` over DATA_DIR on loopback, once it listens."""
+    """`python -m app.milvus_server` over DATA_DIR on loopback, once it listens and has loaded the store."""
     port = settings.milvus_lite_port
     if _listening(port):
         raise StartError(f"port {port} is already in use: set MILVUS_LITE_PORT to a free port, "
@@ -98,10 +105,64 @@ def start_lite_server(settings: Settings, env: dict[str, str], stop: threading.E
     for _ in range(int(LITE_START_SECONDS)):
         if server.poll() is not None:
             raise StartError(f"the Milvus Lite server exited with {server.returncode} (its log is above)")
-        if stop.is_set() or wait_for_port(LOOPBACK, port, 1.0):
+        if stop.is_set():
+            return server
+        if wait_for_port(LOOPBACK, port, 1.0):
+            try:
+                _load_collections(f"http://{LOOPBACK}:{port}")
+            except MilvusException as exc:
+                terminate(server)
+                raise StartError(f"the Milvus Lite server could not load the store: {exc}") from exc
             return server
     terminate(server)
     raise StartError(f"the Milvus Lite server did not listen on port {port} within {LITE_START_SECONDS:.0f} s")
+
+
+def _load_collections(uri: str) -> None:
+    """Load every collection once, before the other processes connect: Milvus Lite answers no other call while
+    it loads one (~13 s for 100,000 products), which would exceed their MILVUS_TIMEOUT."""
+    client = MilvusClient(uri=uri)
+    try:
+        for name in client.list_collections():
+            client.load_collection(name)
+    finally:
+        client.close()
+
+
+def service_url(env: dict[str, str]) -> str:
+    """Where gunicorn.conf.py binds (BIND, else loopback:PORT), as a URL this machine can reach."""
+    host, port = (env.get("BIND") or f"{LOOPBACK}:{env.get('PORT', '8000')}").rsplit(":", 1)
+    return f"http://{LOOPBACK if host in ('', '0.0.0.0', '[::]') else host}:{port}"
+
+
+def announce_when_healthy(base_url: str, process: subprocess.Popen) -> None:
+    try:
+        wait_until_healthy(base_url, process, timeout=600)
+        log.info("the service is ready at %s", base_url)
+    except (RuntimeError, TimeoutError) as exc:
+        log.warning("%s", exc)
+
+
+def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Return once GET /health answers 200; RuntimeError if `process` exits first, TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if requests.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{base_url} not healthy after {timeout:.0f} s")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
 
 
 def _listening(port: int) -> bool:

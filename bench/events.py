@@ -2,8 +2,9 @@
 
     python -m bench.events [--products 100000] [--users 5000] [--requests 200]
 
-Uses the mock-catalogue store that `python -m bench.search` built (bench/results/store-N), seeds the
-mock interactions of `--users` users into it once (through the service's ingestion path), then measures:
+Uses the benchmark store (bench/stack.py: the mock catalogue `python -m bench.search` builds, the mock
+interactions of `--users` users seeded once through the service's ingestion path, an NCF model trained on
+them once), served as `make run` serves it, then measures:
 ingestion in batches of 1 and of 100 (events/s, user vectors updated) against the bare SQL insert of the
 same events as the baseline, and GET /users/<id>/recommendations latency per strategy against numpy
 exact scoring of the user vector over all product vectors.
@@ -23,22 +24,10 @@ from app import create_app  # noqa: E402
 from app.events import Event, EventStore, make_engine  # noqa: E402
 from app.resources import EXTENSION_KEY, Resources  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from seed.interactions import generate_interactions  # noqa: E402
-from seed.loader import catalogue_products, seed_events  # noqa: E402
+from seed.loader import catalogue_products  # noqa: E402
 
 from .common import bench_data_dir, percentiles, print_table, timed  # noqa: E402
-from .search import build_store  # noqa: E402
-
-
-def ensure_interactions(res: Resources, users: int) -> list[dict]:
-    """The catalogue, with the mock interactions of `users` users ingested once."""
-    products = catalogue_products(res.products)
-    if res.events.count_events() == 0:
-        events = list(generate_interactions(products, users, seed=42))
-        started = time.perf_counter()
-        report = seed_events(events, res, total=len(events))
-        print(f"seeded {report.written} events in {time.perf_counter() - started:.0f}s", flush=True)
-    return products
+from .stack import prepare_store, served_store  # noqa: E402
 
 
 def fresh_events(products: list[dict], count: int, tag: str) -> list[Event]:
@@ -103,21 +92,25 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
 
-    settings = Settings.from_env(data_dir=bench_data_dir(f"store-{args.products}"))
-    app = create_app({"SETTINGS": settings})
-    res: Resources = app.extensions[EXTENSION_KEY]
-    build_store(args.products, settings, res.encoder)
-    products = ensure_interactions(res, args.users)
-    print_table(
-        f"Event ingestion ({args.products:,} products, {res.users.count():,} users; user vectors updated)",
-        ["batch size", "events", "service events/s", "bare SQL insert events/s", "service / bare SQL"],
-        ingestion_rows(res, products, settings),
-    )
-    print_table(
-        f"GET /users/<id>/recommendations latency, ms ({args.requests} requests, single client, in-process)",
-        ["products", "strategy", "p50", "p95", "p99", "numpy exact top-10 p50", "p50 / numpy"],
-        recommendation_rows(args.products, args.requests, app, res, settings),
-    )
+    with served_store(args.products) as (settings, _lite_server):
+        model = prepare_store(settings, args.products, args.users)
+        app = create_app({"SETTINGS": settings})
+        res: Resources = app.extensions[EXTENSION_KEY]
+        try:
+            products = catalogue_products(res.products)
+            print_table(
+                f"Event ingestion ({args.products:,} products, {res.users.count():,} users; user vectors updated)",
+                ["batch size", "events", "service events/s", "bare SQL insert events/s", "service / bare SQL"],
+                ingestion_rows(res, products, settings),
+            )
+            print_table(
+                f"GET /users/<id>/recommendations latency, ms ({args.requests} requests, single client, "
+                f"in-process app, Milvus Lite server, NCF model {model})",
+                ["products", "strategy", "p50", "p95", "p99", "numpy exact top-10 p50", "p50 / numpy"],
+                recommendation_rows(args.products, args.requests, app, res, settings),
+            )
+        finally:
+            res.client.close()
 
 
 if __name__ == "__main__":

@@ -2,66 +2,38 @@
 
     python -m bench.load [--products 100000] [--users 5000] [--workers 1,2,4] [--seconds 30] [--clients 8]
 
-The store is bench/results/store-N, the one `python -m bench.search` builds and `python -m bench.events` seeds
-with the mock interactions of `--users` users; what is missing is built here with their functions, and an
-NCF model is trained on those events once if the store has none. The store is served by the Milvus Lite server
-and gunicorn started as `python -m app.service` starts them (gunicorn.conf.py). For each worker count,
+The store is the benchmarks' one (bench/stack.py: 100k mock products, the mock interactions of `--users`
+users, an NCF model trained on them; what is missing is built once), served by the Milvus Lite server, and
+gunicorn is started as `python -m app.service` starts them (gunicorn.conf.py). For each worker count,
 `--clients` threads (keep-alive connections) send requests back to back for `--seconds`, after a warm-up:
 search 60% (`GET /search`, hybrid), recommendations 30% (`GET /users/<id>/recommendations`, hybrid) and
 events 10% (`POST /events`, one view each). Reported: throughput, latency percentiles (all requests and per
-kind), errors (any status but 200, or no answer), and the resident memory of each worker and of Milvus Lite.
+kind), errors (any status but 200, or no answer), the share of the workers' request time spent waiting on
+Milvus calls (from /metrics), and the resident memory of each worker and of Milvus Lite.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
-import socket
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from app.resources import Resources  # noqa: E402
-from app.service import GUNICORN, spawn, start_lite_server, terminate  # noqa: E402
+from app.service import GUNICORN, free_port, spawn, terminate, wait_until_healthy  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from ncf.recommender import latest_model_dir  # noqa: E402
 
-from .common import bench_data_dir, percentiles, print_table, queries  # noqa: E402
-from .events import ensure_interactions  # noqa: E402
-from .search import build_store  # noqa: E402
+from .common import percentiles, print_table, queries  # noqa: E402
+from .stack import prepare_store, served_store, service_env  # noqa: E402
 
 MIX = {"search": 0.6, "recommendations": 0.3, "events": 0.1}
 WARM_UP_SECONDS = 10.0
-NEVER = threading.Event()  # the benchmark does not stop its Lite server early
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def prepare_store(settings: Settings, products: int, users: int) -> None:
-    """The store of `products` mock products and `users` users' interactions, and an NCF model trained on them."""
-    res = Resources(settings)
-    build_store(products, settings, res.encoder)
-    ensure_interactions(res, users)
-    res.client.close()
-    if latest_model_dir(settings.resolved_models_dir) is None:
-        print("training an NCF model on the events ...", flush=True)
-        trainer = spawn(["-m", "ncf", "train", "--source", "events"], service_env(settings))
-        if trainer.wait() != 0:
-            raise SystemExit("training failed")
-
-
-def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DATA_DIR": str(settings.data_dir), "MILVUS_URI": settings.milvus_uri, **extra}
 
 
 class Client:
@@ -109,9 +81,11 @@ def measure(workers: int, settings: Settings, args: argparse.Namespace, lite_ser
         clients = [Client(base_url, seed, args.products, args.users) for seed in range(args.clients)]
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(lambda client: client.run(WARM_UP_SECONDS), clients))
+            before = seconds_spent(base_url)
             started = time.monotonic()
             samples = [s for done in pool.map(lambda client: client.run(args.seconds), clients) for s in done]
             elapsed = time.monotonic() - started
+            in_requests, in_milvus = (after - earlier for after, earlier in zip(seconds_spent(base_url), before))
         worker_rss = [rss_mb(pid) for pid in children(gunicorn.pid)]
         lite_rss = sum(rss_mb(pid) for pid in children(lite_server_pid))
     finally:
@@ -120,19 +94,17 @@ def measure(workers: int, settings: Settings, args: argparse.Namespace, lite_ser
     by_kind = {kind: percentiles([ms for k, ms, _ in samples if k == kind]) for kind in MIX}
     return [workers, args.clients, len(samples), round(len(samples) / elapsed, 1), overall["p50"], overall["p95"],
             overall["p99"], sum(not ok for *_, ok in samples), *(by_kind[kind]["p99"] for kind in MIX),
-            round(max(worker_rss)), round(lite_rss)]
+            round(100 * in_milvus / in_requests), round(max(worker_rss)), round(lite_rss)]
 
 
-def wait_until_healthy(base_url: str, process, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if requests.get(f"{base_url}/health", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"gunicorn did not become healthy at {base_url}")
+def seconds_spent(base_url: str) -> tuple[float, float]:
+    """Seconds the workers have spent answering requests (but /metrics) and in Milvus calls, from /metrics."""
+    totals = {"http_request_duration_seconds": 0.0, "milvus_call_duration_seconds": 0.0}
+    for family in text_string_to_metric_families(requests.get(f"{base_url}/metrics", timeout=30).text):
+        for sample in family.samples:
+            if family.name in totals and sample.name.endswith("_sum") and sample.labels.get("endpoint") != "/metrics":
+                totals[family.name] += sample.value
+    return totals["http_request_duration_seconds"], totals["milvus_call_duration_seconds"]
 
 
 def children(pid: int) -> list[int]:
@@ -163,20 +135,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     args = parser.parse_args()
 
-    settings = Settings.from_env(data_dir=bench_data_dir(f"store-{args.products}"), milvus_lite_port=free_port())
-    lite_server = start_lite_server(settings, dict(os.environ), NEVER)
-    try:
-        settings = Settings.from_env(data_dir=settings.data_dir,
-                                     milvus_uri=f"http://127.0.0.1:{settings.milvus_lite_port}")
-        prepare_store(settings, args.products, args.users)
+    with served_store(args.products) as (settings, lite_server):
+        model = prepare_store(settings, args.products, args.users)
         rows = [measure(int(workers), settings, args, lite_server.pid) for workers in args.workers.split(",")]
-    finally:
-        terminate(lite_server)
     print_table(
         f"Mixed load through gunicorn ({args.products:,} products, {args.users:,} users; search 60%, "
-        f"recommendations 30%, events 10%; {args.seconds:.0f} s per row; latencies in ms)",
+        f"recommendations 30%, events 10%; {args.seconds:.0f} s per row; NCF model {model}; QUERY_CACHE_SIZE="
+        f"{settings.query_cache_size}, POPULAR_CACHE_SECONDS={settings.popular_cache_seconds:g}; latencies in ms)",
         ["workers", "clients", "requests", "requests/s", "p50", "p95", "p99", "errors", "search p99",
-         "recommendations p99", "events p99", "RSS per worker MB (max)", "Milvus Lite RSS MB"],
+         "recommendations p99", "events p99", "time in Milvus %", "RSS per worker MB (max)", "Milvus Lite RSS MB"],
         rows,
     )
 

@@ -1,9 +1,11 @@
 """Seeding throughput and GET /search latency on the embedded defaults.
 
-    python -m bench.search [--sizes 2000,100000] [--queries 200] [--seed-sample 2000]
+    python -m bench.search [--sizes 2000,100000] [--queries 200] [--seed-sample 2000] [--index-types FLAT,HNSW]
 
-Seeding is compared with the raw model throughput on the same texts; search latency (through the Flask
-app, query encoding included) with numpy exact search over the same vectors, all in the same run.
+Seeding (into an embedded Lite file) is compared with the raw model throughput on the same texts. Search
+latency (through the Flask app, query encoding included, over the store served as `make run` serves it: see
+bench/stack.py) is compared with numpy exact search over the same vectors, all in the same run; the dense
+mode's recall@10 is measured against that exact search (active products only).
 """
 from __future__ import annotations
 
@@ -16,17 +18,19 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import create_app  # noqa: E402
-from app.catalog import Product, embedding_text, search_text  # noqa: E402
+from app.catalog import Product, embedding_text  # noqa: E402
 from app.embedding import load_encoder  # noqa: E402
 from app.indexing import DEFAULT_BATCH, chunked, index_products  # noqa: E402
+from app.resources import EXTENSION_KEY  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.store import DENSE_FIELD, TEXT_FIELD, ProductStore, connect  # noqa: E402
+from app.store import LITE_INDEX_FALLBACKS, ProductStore, connect  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 
 from .common import bench_data_dir, percentiles, print_table, queries, timed  # noqa: E402
+from .stack import CATALOG_SEED, build_store, served_store  # noqa: E402
 
 MODES = ("hybrid", "dense", "sparse")
-CATALOG_SEED = 42
+TOP_K = 10
 
 
 def seeding_throughput(sample: int) -> list:
@@ -47,41 +51,26 @@ def seeding_throughput(sample: int) -> list:
     return [sample, round(raw, 1), round(seeded, 1), round(seeded / raw, 3)]
 
 
-def catalog_vectors(size: int, encoder) -> tuple[list[Product], np.ndarray]:
-    """The first `size` mock products and their dense vectors (cached on disk: embedding 100k takes minutes)."""
-    products = [Product.model_validate(r) for r in generate_products(size, seed=CATALOG_SEED)]
-    cache = bench_data_dir("cache") / f"vectors-{CATALOG_SEED}-{encoder.name.replace('/', '_')}.npy"
-    cached = np.load(cache) if cache.exists() else np.zeros((0, encoder.dimension), np.float32)
-    if len(cached) < size:
-        missing = [embedding_text(p) for p in products[len(cached):]]
-        print(f"embedding {len(missing)} products (cached in {cache}) ...", flush=True)
-        cached = np.vstack([cached, encoder.encode_documents(missing)])
-        np.save(cache, cached)
-    return products, cached[:size]
+def search_latency(size: int, n_queries: int, index_type: str) -> list[list]:
+    """The rows of one catalogue size and dense index type (the store's index is rebuilt if it has another);
+    query encoding with the service's own encoder (TORCH_THREADS), every query encoded (no query cache)."""
+    with served_store(size, index_type=index_type, query_cache_size=0) as (settings, _lite_server):
+        app = create_app({"SETTINGS": settings})
+        res = app.extensions[EXTENSION_KEY]
+        try:
+            products, vectors = build_store(size, settings, res.encoder)
+            if res.products.dense_index_type not in (index_type, LITE_INDEX_FALLBACKS.get(index_type)):
+                print(f"building the {index_type} index ...", flush=True)
+                res.products.rebuild_dense_index()
+            return measure_search(app, size, n_queries, res.encoder, products, vectors)
+        finally:
+            res.client.close()
 
 
-def build_store(size: int, settings: Settings, encoder) -> np.ndarray:
-    """A store holding exactly the first `size` mock products (reused between runs); returns their vectors."""
-    products, vectors = catalog_vectors(size, encoder)
-    store = ProductStore(connect(settings), settings, encoder.dimension)
-    store.ensure_collection()
-    if store.count() != size:
-        print(f"writing {size} products to {settings.resolved_milvus_uri} ...", flush=True)
-        for start in range(0, size, 1000):
-            rows = []
-            for product, vector in zip(products[start:start + 1000], vectors[start:start + 1000]):
-                rows.append({**product.model_dump(), TEXT_FIELD: search_text(product), DENSE_FIELD: vector.tolist()})
-            store.upsert(rows)
-        store.flush()
-    store.client.close()
-    return vectors
-
-
-def search_latency(size: int, n_queries: int, encoder) -> list[list]:
-    settings = Settings.from_env(data_dir=bench_data_dir(f"store-{size}"))
-    vectors = build_store(size, settings, encoder)
-    app = create_app({"SETTINGS": settings})
+def measure_search(app, size: int, n_queries: int, encoder, products: list[Product], vectors: np.ndarray
+                   ) -> list[list]:
     client = app.test_client()
+    index = client.get("/status").json["index_type"]
     texts = queries(n_queries)
     query_vectors = np.stack([encoder.encode_query(text) for text in texts])
     exact_ms = [timed(lambda q=q: np.argpartition(-(vectors @ q), 10)[:10]) for q in query_vectors]
@@ -89,22 +78,37 @@ def search_latency(size: int, n_queries: int, encoder) -> list[list]:
     rows = []
     for mode in MODES:
         for text in texts[:10]:  # warm-up
-            client.get("/search", query_string={"q": text, "mode": mode})
-        samples = []
+            _search(client, text, mode)
+        samples, found = [], []
         for text in texts:
-            samples.append(timed(lambda t=text, m=mode: _search_ok(client, t, m)))
+            samples.append(timed(lambda t=text, m=mode: found.append(_search(client, t, m))))
         stats = percentiles(samples)
         exact = percentiles(exact_ms)
+        recall = dense_recall(products, vectors, query_vectors, found) if mode == "dense" else "-"
         rows.append([
-            size, mode, stats["p50"], stats["p95"], stats["p99"], percentiles(encode_ms)["p50"],
+            size, index, mode, stats["p50"], stats["p95"], stats["p99"], recall, percentiles(encode_ms)["p50"],
             exact["p50"], round(stats["p50"] / exact["p50"], 1),
         ])
     return rows
 
 
-def _search_ok(client, text: str, mode: str) -> None:
-    response = client.get("/search", query_string={"q": text, "mode": mode})
+def _search(client, text: str, mode: str) -> list[str]:
+    response = client.get("/search", query_string={"q": text, "mode": mode, "limit": TOP_K})
     assert response.status_code == 200, response.json
+    return [hit["product_id"] for hit in response.json["results"]]
+
+
+def dense_recall(products: list[Product], vectors: np.ndarray, query_vectors: np.ndarray,
+                 found: list[list[str]]) -> float:
+    """Mean share of the exact top-k active products (numpy) that dense /search returned."""
+    active = np.array([product.active for product in products])
+    ids = np.array([product.product_id for product in products])
+    shares = []
+    for query, returned in zip(query_vectors, found):
+        scores = np.where(active, vectors @ query, -np.inf)
+        exact = set(ids[np.argpartition(-scores, TOP_K)[:TOP_K]])
+        shares.append(len(exact & set(returned)) / TOP_K)
+    return round(float(np.mean(shares)), 3)
 
 
 def main() -> None:
@@ -112,6 +116,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,100000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed-sample", type=int, default=2000)
+    parser.add_argument("--index-types", default="FLAT,HNSW", help="INDEX_TYPE values (HNSW is IVF_FLAT on Lite)")
     args = parser.parse_args()
 
     print_table(
@@ -119,13 +124,14 @@ def main() -> None:
         ["products", "raw model texts/s", "seeding products/s", "seeding / raw"],
         [seeding_throughput(args.seed_sample)],
     )
-    encoder = load_encoder(Settings.from_env())
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        rows += search_latency(size, args.queries, encoder)
+        for index_type in args.index_types.split(","):
+            rows += search_latency(size, args.queries, index_type)
     print_table(
-        f"GET /search latency, ms ({args.queries} queries, single client, in-process)",
-        ["products", "mode", "p50", "p95", "p99", "query encoding p50", "numpy exact p50", "p50 / numpy"],
+        f"GET /search latency, ms ({args.queries} queries, single client, in-process app, Milvus Lite server)",
+        ["products", "dense index", "mode", "p50", "p95", "p99", "dense recall@10", "query encoding p50",
+         "numpy exact p50", "p50 / numpy"],
         rows,
     )
 

@@ -8,11 +8,15 @@ candidates scoring at least as high); AUC counts ties as half.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
 
 from .data import HeldOut
+
+
+FULL_CATALOGUE_PAIRS = 50_000_000  # scored (user, item) pairs beyond which a fixed sample of users is ranked
 
 
 class Scorer(Protocol):
@@ -43,8 +47,13 @@ def sampled_metrics(model: Scorer, held_out: HeldOut, k: int = 10) -> dict[str, 
 
 
 def full_catalogue_metrics(model: Scorer, held_out: HeldOut, n_items: int, k: int = 10,
-                           pairs_per_batch: int = 1 << 19) -> dict[str, float]:
-    """Recall@k, NDCG@k (`full_ndcg@k`) over all items not known before the held-out one, and coverage@k."""
+                           pairs_per_batch: int = 1 << 19, max_pairs: int = FULL_CATALOGUE_PAIRS) -> dict[str, float]:
+    """Recall@k, NDCG@k (`full_ndcg@k`) over all items not known before the held-out one, and coverage@k.
+
+    Every held-out user is ranked against the whole catalogue unless that exceeds `max_pairs` scores (e.g.
+    5,000 users × 100,000 products): then a fixed random sample of max_pairs // n_items users is.
+    """
+    held_out = _sample_users(held_out, max(1, max_pairs // max(n_items, 1)))
     known_order = np.argsort(held_out.known_users, kind="stable")
     known_users, known_items = held_out.known_users[known_order], held_out.known_items[known_order]
     all_items = np.arange(n_items)
@@ -70,6 +79,14 @@ def full_catalogue_metrics(model: Scorer, held_out: HeldOut, n_items: int, k: in
         f"full_ndcg@{k}": float(np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else 0.0,
         f"coverage@{k}": float(recommended.mean()),
     }
+
+
+def _sample_users(held_out: HeldOut, size: int, seed: int = 0) -> HeldOut:
+    if len(held_out) <= size:
+        return held_out
+    chosen = np.sort(np.random.default_rng(seed).choice(len(held_out), size, replace=False))
+    return replace(held_out, users=held_out.users[chosen], items=held_out.items[chosen],
+                   negatives=held_out.negatives[chosen])
 
 
 def evaluate(model: Scorer, held_out: HeldOut, n_items: int, k: int = 10) -> dict[str, float]:

@@ -21,7 +21,8 @@ CATALOG_SEED = 42
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
-    return Settings.from_env({}, data_dir=tmp_path_factory.mktemp("data"))
+    # Popularity read fresh: the tests post events and look at /popular at once (the cache: test_recommendations)
+    return Settings.from_env({}, data_dir=tmp_path_factory.mktemp("data"), popular_cache_seconds=0)
 
 
 @pytest.fixture(scope="session")

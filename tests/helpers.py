@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,22 +10,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import requests
+from app.service import free_port, wait_until_healthy  # noqa: F401 (also used by the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The read-only shared data sets live beside the checkout (../shared/data), or where SHARED_DATA_DIR says.
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "MILVUS_TOKEN")}
-    env.update(DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), **extra)
+    # Popularity read fresh, as in the in-process tests (conftest.settings)
+    env.update(DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), POPULAR_CACHE_SECONDS="0", **extra)
     return env
 
 
@@ -34,20 +28,6 @@ def run_module(module: str, *args: str, env: dict[str, str], timeout: float = 60
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
-
-
-def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if requests.get(f"{base_url}/health", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{base_url} not healthy after {timeout}s")
 
 
 @contextmanager

@@ -94,7 +94,8 @@ def test_incremental_vectors_equal_a_rebuild_after_concurrent_posts(client, res,
     incremental = res.users.get(users)
     with res.events.engine.connect() as connection:
         history = res.events.events_of(connection, users)
-    vectors = {pid: p["dense"] for pid, p in res.products.get({e.product_id for _, e in history}, with_vectors=True).items()}
+    touched = res.products.get({e.product_id for _, e in history}, fields=("product_id", "dense"))
+    vectors = {pid: product["dense"] for pid, product in touched.items()}
     for user_id in users:
         rows = [(row_id, event) for row_id, event in history if event.user_id == user_id]
         expected = accumulate(None, user_id, rows, vectors, res.settings.event_weights, 0.0, res.users.dimension)

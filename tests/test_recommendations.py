@@ -1,4 +1,8 @@
 """Recommendations and popularity through the API, on the seeded mock catalogue."""
+import time
+
+from app.milvus_filters import ProductFilter
+from app.recommend import Recommender
 from tests.test_events import active_products
 
 
@@ -91,3 +95,41 @@ def test_bad_recommendation_parameters(client):
                           ({"weights": "content:0,popular:0"}, "weights"), ({"exclude_purchased": "perhaps"}, "exclude_purchased")]:
         response = client.get("/users/anyone/recommendations", query_string=params)
         assert response.status_code == 422 and response.json["error"]["field"] == field, params
+
+
+class CountingEvents:
+    """The real event store, counting the popularity reads that reach the database."""
+
+    def __init__(self, events):
+        self.events, self.popular_reads = events, 0
+
+    def popular_products(self, *args, **kwargs):
+        self.popular_reads += 1
+        return self.events.popular_products(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.events, name)
+
+
+def test_popular_candidates_are_cached_per_category_for_popular_cache_seconds(client, res, catalog):
+    post(client, "rec-cache-maker", active_products(catalog, category="Books")[:4], "purchase")
+    events = CountingEvents(res.events)
+    recommender = Recommender(res.products, res.users, events, 100, popular_cache_seconds=1.0)
+    books = ProductFilter(category="Books", active=True)
+    first = recommender.popular(5, books)
+    assert events.popular_reads == 1 and all(p["category"] == "Books" for p in first.values())
+    assert "dense" not in next(iter(first.values()))  # only the fields asked for
+    leader = next(iter(first))
+    without_leader = recommender.popular(5, ProductFilter(category="Books", active=True, exclude_ids=(leader,)))
+    assert events.popular_reads == 1  # from the cache, exclusions applied to it
+    assert list(without_leader)[:4] == list(first)[1:] and leader not in without_leader
+    assert list(recommender.popular(5, books)) == list(first) == list(Recommender(
+        res.products, res.users, res.events, 100).popular(5, books))  # the same as read fresh
+
+    newcomer = next(p for p in active_products(catalog, category="Books") if p["product_id"] not in first)
+    for buyer in range(8):  # now the most popular book by far
+        post(client, f"rec-cache-newcomer-fan-{buyer}", [newcomer], "purchase")
+    assert newcomer["product_id"] not in recommender.popular(1, books)  # still the cached order
+    time.sleep(1.1)
+    assert list(recommender.popular(1, books)) == [newcomer["product_id"]]  # expired: read again
+    assert events.popular_reads == 2

@@ -1,0 +1,87 @@
+"""The products' dense index: what Milvus Lite builds for each INDEX_TYPE, and replacing it in place."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.milvus_filters import ProductFilter
+from app.settings import Settings
+from app.store import DENSE_FIELD, TEXT_FIELD, ProductStore, connect
+from tests.helpers import run_module, service_env
+
+DIMENSION = 8
+
+
+def product_rows(count: int, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(count, DIMENSION)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [{
+        "product_id": f"p{i}", "name": f"product {i}", "description": "", "brand": "b", "category": "c",
+        "sub_category": "s", "price": 1.0, "rating": 4.0, "rating_count": 1, "sold_count": 1, "active": True,
+        "skus": [], "created_at": 0, TEXT_FIELD: f"product {i}", DENSE_FIELD: vector.tolist(),
+    } for i, vector in enumerate(vectors)]
+
+
+def open_store(data_dir, index_type: str, dimension: int = DIMENSION) -> ProductStore:
+    settings = Settings.from_env({}, data_dir=data_dir, index_type=index_type)
+    store = ProductStore(connect(settings), settings, dimension)
+    store.ensure_collection()
+    return store
+
+
+@pytest.mark.parametrize("index_type, built", [("HNSW", "IVF_FLAT"), ("IVF_FLAT", "IVF_FLAT"), ("FLAT", "FLAT")])
+def test_lite_builds_the_requested_index_or_its_approximate_stand_in(tmp_path, index_type, built):
+    store = open_store(tmp_path, index_type)
+    try:
+        assert store.dense_index_type == built
+        assert store.client.describe_index(store.collection, DENSE_FIELD)["index_type"] == built
+    finally:
+        store.client.close()
+
+
+def test_rebuild_replaces_the_index_and_keeps_every_row(tmp_path):
+    rows = product_rows(300)
+    store = open_store(tmp_path, "FLAT")
+    store.upsert(rows)
+    store.flush()
+    store.client.close()
+
+    store = open_store(tmp_path, "HNSW")  # INDEX_TYPE changed: the old index stays until rebuilt
+    try:
+        assert store.dense_index_type == "FLAT"
+        assert store.rebuild_dense_index() == "IVF_FLAT"
+        assert store.client.describe_index(store.collection, DENSE_FIELD)["index_type"] == "IVF_FLAT"
+        assert store.count() == 300
+        query = np.asarray(rows[42][DENSE_FIELD], dtype=np.float32)
+        assert store.nearest(query, 1, ProductFilter())[0].product["product_id"] == "p42"
+    finally:
+        store.client.close()
+
+
+def test_a_missing_dense_index_is_created_on_start(tmp_path):
+    store = open_store(tmp_path, "FLAT")
+    store.upsert(product_rows(50))
+    store.client.release_collection(store.collection)
+    store.client.drop_index(store.collection, DENSE_FIELD)  # as a rebuild stopped between drop and create
+    store.client.close()
+
+    store = open_store(tmp_path, "FLAT")
+    try:
+        assert store.dense_index_type == "FLAT"
+        assert store.count() == 50
+    finally:
+        store.client.close()
+
+
+def test_cli_rebuilds_the_dense_index_to_index_type(tmp_path):
+    """The store made with the default INDEX_TYPE (IVF_FLAT on Lite), then INDEX_TYPE=FLAT and a rebuild."""
+    for command, env in (("init-db", {}), ("rebuild-dense-index", {"INDEX_TYPE": "FLAT"})):
+        done = run_module("app.cli", command, env=service_env(tmp_path, **env), timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert "the dense index of 'products' is FLAT" in done.stdout
+    store = open_store(tmp_path, "FLAT", dimension=384)
+    try:
+        assert store.dense_index_type == "FLAT"
+    finally:
+        store.client.close()
