@@ -177,6 +177,21 @@ def test_full_catalogue_metrics_exclude_known_items_and_count_coverage():
     assert set(everything) == {"hr@2", "ndcg@2", "auc", "recall@2", "full_ndcg@2", "coverage@2"}
 
 
+def test_full_catalogue_metrics_rank_a_sample_of_users_beyond_the_pair_budget():
+    table = np.arange(40 * 50).reshape(40, 50) % 7  # 40 users × 50 items
+    held_out = HeldOut(users=np.arange(40), items=np.arange(40) % 50, negatives=np.zeros((40, 1), dtype=int),
+                       known_users=np.array([], dtype=int), known_items=np.array([], dtype=int))
+    scorer = TableScorer(table)
+    scored = []
+    scorer.score = lambda users, items: (scored.append(len(users)), TableScorer(table).score(users, items))[1]
+    sampled = full_catalogue_metrics(scorer, held_out, n_items=50, k=2, max_pairs=500)  # 10 users
+    assert sum(scored) == 500
+    assert sampled == full_catalogue_metrics(scorer, held_out, n_items=50, k=2, max_pairs=500)  # a fixed sample
+    scored.clear()
+    full_catalogue_metrics(scorer, held_out, n_items=50, k=2)
+    assert sum(scored) == 40 * 50  # within the default budget: every user
+
+
 # ---- models -------------------------------------------------------------------------------------------
 
 def test_neumf_learns_planted_clusters_and_beats_toppop(clusters, recommender):
