@@ -18,6 +18,8 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from .settings import Settings
+
 EVENT_TYPES = ("view", "add_to_cart", "purchase", "rating")
 # Popularity scores are sums of w * 2^((t - EPOCH) / half-life): additive (one atomic UPDATE per product)
 # and ranked the same at any later time. A common factor 2^(-(now - EPOCH) / half-life) turns a sum into
@@ -69,10 +71,15 @@ class Event:
     occurred_at: float
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE for write transactions."""
+def make_engine(url: str, connect_timeout: int = Settings.database_connect_timeout) -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE for write transactions.
+
+    A PostgreSQL connection that is not established within `connect_timeout` seconds fails (libpq's
+    `connect_timeout`): a server that accepts and never answers is then a 503, not a request hung for minutes.
+    """
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                             connect_args={"connect_timeout": connect_timeout})
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @sqlalchemy_event.listens_for(engine, "connect")

@@ -103,8 +103,12 @@ class Operation:
 
     @property
     def error_statuses(self) -> list[int]:
-        """Every error status the input handling can answer (401/403 come from the API key, see app/auth.py)."""
-        statuses = {400, *self.errors}  # 400: unknown or repeated parameter, or a body that is not JSON
+        """Every error status the input handling can answer (401/403 come from the API key, see app/auth.py).
+
+        400: an unknown or repeated parameter, or a body that is not JSON; 503: Milvus or the event database
+        does not answer (app/errors.py), which any view can meet since every one reads them.
+        """
+        statuses = {400, 503, *self.errors}
         if self.path or self.query or self.body is not None:
             statuses.add(422)
         if self.body is not None:

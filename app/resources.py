@@ -71,8 +71,9 @@ class Resources:
     @property
     def events(self) -> EventStore:
         def create() -> EventStore:
-            store = EventStore(make_engine(self.settings.resolved_database_url), self.settings.event_weights,
-                               self.settings.popularity_half_life_days)
+            settings = self.settings
+            store = EventStore(make_engine(settings.resolved_database_url, settings.database_connect_timeout),
+                               settings.event_weights, settings.popularity_half_life_days)
             store.init_schema()
             return store
         return self._build("_events", create)

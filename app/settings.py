@@ -26,6 +26,7 @@ class Settings:
     products_collection: str = "products"
     users_collection: str = "users"
     database_url: str = ""  # empty: SQLite at DATA_DIR/events.db
+    database_connect_timeout: int = 10  # PostgreSQL: seconds to establish a connection (libpq connect_timeout)
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = 64
     embedding_query_instruction: str = ""

@@ -178,8 +178,9 @@ class TrainingJobs:
                              name=f"training-{job_id[:8]}", daemon=True).start()
 
     def _trainer_env(self) -> dict[str, str]:
-        """This process's environment without secrets the trainer does not need, plus the settings it reads."""
-        env = {name: value for name, value in os.environ.items() if name not in ("API_KEY", "MILVUS_TOKEN")}
+        """This process's environment without the API key, plus the settings the trainer reads (it reads the
+        events, and the products' attributes from Milvus, hence MILVUS_URI and MILVUS_TOKEN)."""
+        env = {name: value for name, value in os.environ.items() if name != "API_KEY"}
         env.update(DATA_DIR=str(Path(self.settings.data_dir).resolve()),
                    DATABASE_URL=self.settings.resolved_database_url,
                    **{f"WEIGHT_{event_type.upper()}": str(weight)

@@ -1,7 +1,9 @@
 """`python -m ncf train ...` writes a new versioned model directory; `python -m ncf evaluate DIR` re-scores it.
 
 Training evaluates NeuMF (and the baselines) on a leave-one-out split, then refits NeuMF on every
-interaction for serving (`--no-refit`: serve the evaluation run's weights).
+interaction for serving (`--no-refit`: serve the evaluation run's weights). NeuMF's items carry the source's
+attributes (`--no-item-features`: ids only): MovieLens genres, or the category, sub-category and brand of
+the products in the Milvus products collection.
 
 A model directory is written under a hidden temporary name next to its final place and renamed when
 every file is there, so a killed training never leaves a directory that `latest_model_dir` would serve.
@@ -18,12 +20,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from .baselines import MF_CONFIG, MatrixFactorization, TopPop
-from .data import Interactions, from_event_store, from_movielens, latest_event_row
+from .data import (
+    PRODUCT_ATTRIBUTES, Interactions, from_event_store, from_movielens, latest_event_row, movielens_genres,
+    product_attributes,
+)
 from .evaluate import evaluate
+from .mappings import ItemFeatures
 from .recommender import NCFRecommender
 from .train import History, TrainConfig, split_data
 
 PLOT_FILE, HISTORY_FILE = "training_results.png", "history.json"
+ABANDONED_PARTIAL_SECONDS = 3600  # a `.partial` directory untouched this long belongs to a killed run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                               help="MLP layer sizes, e.g. 128,64,32")
     train_parser.add_argument("--no-refit", dest="refit", action="store_false", default=None,
                               help="serve the evaluation run's weights instead of NeuMF refit on every interaction")
+    train_parser.add_argument("--item-features", action=argparse.BooleanOptionalAction, default=None,
+                              help="NeuMF item vectors add the embeddings of the items' attributes (MovieLens "
+                                   "genres; products' category, sub_category, brand from Milvus); default on")
     evaluate_parser = commands.add_parser("evaluate", help="re-evaluate a saved model on its split, print JSON")
     evaluate_parser.add_argument("model_dir")
     evaluate_parser.add_argument("--database-url", help="events: the event store (default: the service settings)")
@@ -71,7 +81,8 @@ def train(args: argparse.Namespace) -> Path:
     config = replace(TrainConfig(), **overrides)
     interactions, source = _load_source(args.source, args.path, args.database_url)
     split = split_data(interactions, config)
-    recommender = NCFRecommender(config).fit(interactions)
+    item_features = _item_features(source, interactions) if config.item_features else None
+    recommender = NCFRecommender(config).fit(interactions, item_features)
     mf_config = replace(MF_CONFIG, **{name: getattr(config, name) for name in (
         "seed", "eval_negatives", "split_seed", "threads", "progress")})
     mf = MatrixFactorization().fit(interactions, mf_config)
@@ -102,6 +113,7 @@ def write_model_dir(root: Path, recommender: NCFRecommender, histories: dict[str
                                      sort_keys=True, default=str).encode()).hexdigest()[:8]
     final = Path(root) / f"ncf-{stamp}-{digest}"
     partial = final.with_name(f".{final.name}.partial")
+    remove_abandoned_partials(Path(root))
     try:
         recommender.save(partial)
         (partial / HISTORY_FILE).write_text(
@@ -112,6 +124,17 @@ def write_model_dir(root: Path, recommender: NCFRecommender, histories: dict[str
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return final
+
+
+def remove_abandoned_partials(root: Path, older_than_seconds: float = ABANDONED_PARTIAL_SECONDS) -> None:
+    """Delete the `.partial` directories of runs killed before they finished (untouched for an hour: a
+    directory being written is only seconds old)."""
+    for path in root.glob(".ncf-*.partial"):
+        try:
+            if time.time() - path.stat().st_mtime > older_than_seconds:
+                shutil.rmtree(path, ignore_errors=True)
+        except FileNotFoundError:  # another run removed or renamed it meanwhile
+            pass
 
 
 def plot_training(histories: dict[str, History], path: Path) -> None:
@@ -168,6 +191,30 @@ def _load_source(kind: str, path: Path | None, database_url: str | None) -> tupl
     return from_event_store(url, settings.event_weights, "max", max_row_id), {
         "kind": "events", "database": replace(settings, database_url=url).public_database_url,
         "event_weights": settings.event_weights, "merge": "max", "max_row_id": max_row_id}
+
+
+def _item_features(source: dict, interactions: Interactions) -> ItemFeatures | None:
+    """The items' attributes from the source. When the product store cannot be read, or no item has an
+    attribute, NeuMF gets ids only: a warning says so, and `source["item_features_unavailable"]` why."""
+    if source["kind"] == "movielens":
+        attributes, fields = movielens_genres(source["path"]), ("genre",)
+    else:
+        from pymilvus import MilvusException
+
+        from app.availability import StoreUnavailable
+
+        try:
+            attributes, fields = product_attributes(_settings()), PRODUCT_ATTRIBUTES
+        except (MilvusException, StoreUnavailable, RuntimeError) as exc:
+            return _without_item_features(source, f"the products collection could not be read: {exc}")
+    features = ItemFeatures.from_attributes(interactions.item_ids, attributes, fields)
+    return features if len(features.values) else _without_item_features(source, "no item has attributes")
+
+
+def _without_item_features(source: dict, reason: str) -> None:
+    source["item_features_unavailable"] = reason[:300]
+    print(f"warning: NeuMF gets no item features, {reason}", file=sys.stderr)
+    return None
 
 
 def _settings():

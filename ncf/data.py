@@ -1,6 +1,7 @@
-"""Implicit-feedback interactions: loaders, the leave-one-out split by time, and negative sampling."""
+"""Implicit-feedback interactions and item attributes: loaders, the leave-one-out split by time, negative sampling."""
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -10,6 +11,7 @@ import numpy as np
 from .mappings import IdMapping
 
 MERGES = ("max", "sum")
+PRODUCT_ATTRIBUTES = ("category", "sub_category", "brand")  # item features of the event-store source
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,36 @@ def from_event_store(database_url: str | None = None, event_weights: Mapping[str
     return from_records([row.user_id for row in rows], [row.product_id for row in rows],
                         [event_weights[row.event_type] for row in rows], [row.occurred_at for row in rows],
                         merge=merge)
+
+
+def movielens_genres(path: str | Path) -> dict[str, list[str]]:
+    """Each movie's genres from MovieLens `movies.csv` (`|`-separated), as values `genre=...` by item id.
+
+    "(no genres listed)" is no genre.
+    """
+    with open(Path(path) / "movies.csv", newline="", encoding="utf-8") as file:
+        return {f"ml{row['movieId']}": [f"genre={genre}" for genre in row["genres"].split("|")
+                                        if genre and genre != "(no genres listed)"]
+                for row in csv.DictReader(file)}
+
+
+def product_attributes(settings=None) -> dict[str, list[str]]:
+    """Each product's PRODUCT_ATTRIBUTES from the Milvus products collection, as values `field=...` by id.
+
+    The store is the service's (`Settings.from_env()`: MILVUS_URI, or Milvus Lite under DATA_DIR); empty
+    values are left out; {} when the collection does not exist.
+    """
+    from app.settings import Settings
+    from app.store import ProductStore, connect
+
+    settings = settings or Settings.from_env()
+    client = connect(settings)
+    store = ProductStore(client, settings, dimension=0)  # only scanned: the vector dimension is not used
+    if not client.has_collection(store.collection):
+        return {}
+    rows = store.scan(["product_id", *PRODUCT_ATTRIBUTES])
+    return {row["product_id"]: [f"{field}={row[field]}" for field in PRODUCT_ATTRIBUTES if row.get(field)]
+            for row in rows}
 
 
 def latest_event_row(database_url: str) -> int:

@@ -13,17 +13,31 @@ class NeuMF(nn.Module):
 
     GMF: the element-wise product of user and item embeddings. MLP: separate embeddings, concatenated
     and passed through `layers` (ReLU). The output layer sees both branches' last vectors.
+
+    Item side features (the paper's §3.1: the item input is its one-hot id plus multi-hot attributes):
+    with `item_attributes`, an (n_items, width) table of attribute value indices padded with -1, each
+    branch's item vector is the item's id embedding plus the sum of its attribute values' embeddings. An
+    item seen in few interactions is then scored mostly by what its attributes learnt from other items.
     """
 
     def __init__(self, n_users: int, n_items: int, embed_dim: int = 64, layers: Sequence[int] = (128, 64, 32),
-                 init_std: float = 0.01):
+                 init_std: float = 0.01, n_attribute_values: int = 0, item_attributes: np.ndarray | None = None):
         super().__init__()
-        self.n_users, self.n_items = n_users, n_items
+        self.n_users, self.n_items, self.n_attribute_values = n_users, n_items, n_attribute_values
         self.embed_dim, self.layers, self.init_std = embed_dim, tuple(layers), init_std
         self.gmf_user = nn.Embedding(n_users, embed_dim)
         self.gmf_item = nn.Embedding(n_items, embed_dim)
         self.mlp_user = nn.Embedding(n_users, embed_dim)
         self.mlp_item = nn.Embedding(n_items, embed_dim)
+        if n_attribute_values:
+            attributes = torch.as_tensor(np.asarray(item_attributes), dtype=torch.long).reshape(n_items, -1)
+            # padding points at row n_attribute_values, which the bags leave out (an empty bag is zero)
+            self.register_buffer("item_attributes", torch.where(attributes < 0, n_attribute_values, attributes),
+                                 persistent=False)
+            self.gmf_attribute = nn.EmbeddingBag(n_attribute_values + 1, embed_dim, mode="sum",
+                                                 padding_idx=n_attribute_values)
+            self.mlp_attribute = nn.EmbeddingBag(n_attribute_values + 1, embed_dim, mode="sum",
+                                                 padding_idx=n_attribute_values)
         blocks: list[nn.Module] = []
         width = 2 * embed_dim
         for size in self.layers:
@@ -37,22 +51,32 @@ class NeuMF(nn.Module):
         """Embeddings N(0, init_std²) (the paper: 0.01); Xavier-uniform linear weights, zero biases."""
         for embedding in self.embeddings():
             nn.init.normal_(embedding.weight, std=self.init_std)
+            if embedding.padding_idx is not None:
+                nn.init.zeros_(embedding.weight[embedding.padding_idx])
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def embeddings(self) -> list[nn.Embedding]:
-        return [self.gmf_user, self.gmf_item, self.mlp_user, self.mlp_item]
+    def embeddings(self) -> list[nn.Embedding | nn.EmbeddingBag]:
+        tables = [self.gmf_user, self.gmf_item, self.mlp_user, self.mlp_item]
+        return tables + [self.gmf_attribute, self.mlp_attribute] if self.n_attribute_values else tables
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        gmf = self.gmf_user(users) * self.gmf_item(items)
-        mlp = self.mlp(torch.cat((self.mlp_user(users), self.mlp_item(items)), dim=-1))
-        return self.output(torch.cat((gmf, mlp), dim=-1)).squeeze(-1)
+        return self.logits_and_embeddings(users, items)[0]
 
-    def batch_embeddings(self, users: torch.Tensor, items: torch.Tensor) -> list[torch.Tensor]:
-        """The embedding rows a batch uses (for per-example L2 regularisation)."""
-        return [self.gmf_user(users), self.gmf_item(items), self.mlp_user(users), self.mlp_item(items)]
+    def logits_and_embeddings(self, users: torch.Tensor, items: torch.Tensor
+                              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits of a batch and the GMF user and item, MLP user and item vectors they came from (L2
+        regularisation applies to those)."""
+        gmf_item, mlp_item = self.gmf_item(items), self.mlp_item(items)
+        if self.n_attribute_values:
+            bags = self.item_attributes[items]
+            gmf_item, mlp_item = gmf_item + self.gmf_attribute(bags), mlp_item + self.mlp_attribute(bags)
+        gmf_user, mlp_user = self.gmf_user(users), self.mlp_user(users)
+        mlp = self.mlp(torch.cat((mlp_user, mlp_item), dim=-1))
+        logits = self.output(torch.cat((gmf_user * gmf_item, mlp), dim=-1)).squeeze(-1)
+        return logits, [gmf_user, gmf_item, mlp_user, mlp_item]
 
     @torch.no_grad()
     def score(self, users: np.ndarray, items: np.ndarray, batch_size: int = 1 << 16) -> np.ndarray:
@@ -68,4 +92,4 @@ class NeuMF(nn.Module):
 
     def hyperparameters(self) -> dict:
         return {"n_users": self.n_users, "n_items": self.n_items, "embed_dim": self.embed_dim,
-                "layers": list(self.layers), "init_std": self.init_std}
+                "layers": list(self.layers), "init_std": self.init_std, "n_attribute_values": self.n_attribute_values}

@@ -1,7 +1,8 @@
 """NCFRecommender: a trained NeuMF with its id mappings, served by external ids; saved as a model directory.
 
 model.pt holds the served weights: by default NeuMF refit on every interaction. evaluation_model.pt (only
-when they differ) holds the evaluation run's weights, which metrics.json measures.
+when they differ) holds the evaluation run's weights, which metrics.json measures. item_features.json (only
+for a model with item features) holds the item → attribute-value table both use.
 """
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import numpy as np
 import torch
 
 from .data import Interactions
-from .mappings import IdMapping, load_mappings, save_mappings
+from .mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from .model import NeuMF
 from .train import History, TrainConfig, fit, refit
 
 WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
-EVALUATION_WEIGHTS_FILE = "evaluation_model.pt"
+EVALUATION_WEIGHTS_FILE, ITEM_FEATURES_FILE = "evaluation_model.pt", "item_features.json"
 MODEL_FILES = (WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE)
 MODEL_DIR_PATTERN = re.compile(r"^ncf-(\d{8}T\d{6}Z)-[0-9a-f]+$")
 
@@ -33,17 +34,21 @@ class NCFRecommender:
         self.evaluation_model: NeuMF | None = None  # trained without each user's two latest interactions
         self.user_ids = IdMapping([])
         self.item_ids = IdMapping([])
+        self.item_features: ItemFeatures | None = None  # each item's attribute values, aligned with item_ids
         self.history = History()  # of the evaluation run
         self.refit_history: History | None = None  # of the served model, when refit on every interaction
         self.metrics: dict = {}
         self.source: dict = {}  # where the training data came from, to rebuild the split
 
-    def fit(self, interactions: Interactions) -> "NCFRecommender":
-        """The evaluation run, then (`config.refit`) the served model retrained on every interaction."""
-        self.evaluation_model, self.history = fit(interactions, self.config)
-        self.model, self.refit_history = (refit(interactions, self.config, self.history) if self.config.refit
-                                          else (self.evaluation_model, None))
-        self.user_ids, self.item_ids = interactions.user_ids, interactions.item_ids
+    def fit(self, interactions: Interactions, item_features: ItemFeatures | None = None) -> "NCFRecommender":
+        """The evaluation run, then (`config.refit`) the served model retrained on every interaction.
+
+        `item_features` (aligned with `interactions.item_ids`): the items' attributes, for both models.
+        """
+        self.evaluation_model, self.history = fit(interactions, self.config, item_features)
+        self.model, self.refit_history = (refit(interactions, self.config, self.history, item_features)
+                                          if self.config.refit else (self.evaluation_model, None))
+        self.user_ids, self.item_ids, self.item_features = interactions.user_ids, interactions.item_ids, item_features
         return self
 
     @property
@@ -82,14 +87,17 @@ class NCFRecommender:
         return [(self.item_ids.ids[i], float(scores[i])) for i in top]
 
     def save(self, directory: str | Path) -> Path:
-        """Write model.pt, mappings.json, config.json, metrics.json (and evaluation_model.pt) into `directory`."""
+        """Write model.pt, mappings.json, config.json, metrics.json (and evaluation_model.pt, item_features.json)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.model.state_dict(), directory / WEIGHTS_FILE)
         if self.refit_history is not None:
             torch.save(self.evaluation_model.state_dict(), directory / EVALUATION_WEIGHTS_FILE)
         save_mappings(directory / MAPPINGS_FILE, self.user_ids, self.item_ids)
+        if self.item_features is not None:
+            self.item_features.save(directory / ITEM_FEATURES_FILE)
         config = {"train": self.config.to_dict(), "model": self.model.hyperparameters(), "source": self.source,
+                  "item_features": None if self.item_features is None else self.item_features.summary(),
                   "served": self.served, "history": self.history.to_dict(),
                   "refit_history": None if self.refit_history is None else self.refit_history.to_dict()}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
@@ -102,21 +110,24 @@ class NCFRecommender:
         directory = Path(directory)
         config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
         recommender = cls(TrainConfig.from_dict(config["train"]))
-        recommender.model = _load_neumf(config["model"], directory / WEIGHTS_FILE)
+        if config["model"].get("n_attribute_values"):
+            recommender.item_features = ItemFeatures.load(directory / ITEM_FEATURES_FILE)
+        recommender.model = _load_neumf(config["model"], directory / WEIGHTS_FILE, recommender.item_features)
         recommender.user_ids, recommender.item_ids = load_mappings(directory / MAPPINGS_FILE)
         recommender.history = History(**config["history"])
         if config.get("refit_history"):
             recommender.refit_history = History(**config["refit_history"])
         if evaluation:
-            recommender.evaluation_model = (_load_neumf(config["model"], directory / EVALUATION_WEIGHTS_FILE)
-                                            if recommender.refit_history is not None else recommender.model)
+            recommender.evaluation_model = (
+                _load_neumf(config["model"], directory / EVALUATION_WEIGHTS_FILE, recommender.item_features)
+                if recommender.refit_history is not None else recommender.model)
         recommender.source = config["source"]
         recommender.metrics = json.loads((directory / METRICS_FILE).read_text(encoding="utf-8"))
         return recommender
 
 
-def _load_neumf(hyperparameters: dict, weights: Path) -> NeuMF:
-    model = NeuMF(**hyperparameters)
+def _load_neumf(hyperparameters: dict, weights: Path, item_features: ItemFeatures | None) -> NeuMF:
+    model = NeuMF(**hyperparameters, item_attributes=None if item_features is None else item_features.items)
     model.load_state_dict(torch.load(weights, weights_only=True))
     return model.eval()
 

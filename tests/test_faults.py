@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -210,3 +211,20 @@ def test_a_database_that_cannot_store_events_is_503_database_unavailable(milvus,
                                       "message": "the event database is unavailable; retry later"}
     assert client.get("/health").json == health
     assert client.get("/search?q=lamp").status_code == 200  # what needs only Milvus still works
+
+
+def test_a_database_server_that_never_answers_is_503_after_the_connect_timeout(milvus, service, tmp_path):
+    """A PostgreSQL port that accepts connections and never speaks: without a connect timeout the request
+    would wait forever; with DATABASE_CONNECT_TIMEOUT it is a 503 naming the database."""
+    _, _, product_ids = service
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel completes handshakes; nothing answers
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/events"
+        client = make_app(tmp_path, milvus.uri, database_url=url, database_connect_timeout=2).test_client()
+        answers = []
+        request = threading.Thread(target=lambda: answers.append(client.post(
+            "/events", json={"user_id": "silent-db", "product_id": product_ids[0], "event_type": "view"})), daemon=True)
+        request.start()
+        request.join(60)
+        assert answers, "the request still waits for the database"
+        assert answers[0].status_code == 503 and answers[0].json["error"]["code"] == "database_unavailable"
+        assert client.get("/health").json == {"status": "degraded", "failing": ["database"]}

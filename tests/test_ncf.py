@@ -1,4 +1,4 @@
-"""ncf/: data and split, negative sampling, metrics, NeuMF vs TopPop on planted clusters, save/load, CLI.
+"""ncf/: data and split, negative sampling, metrics, NeuMF vs TopPop on planted clusters, item features, save/load, CLI.
 
 Small generated data only (no Milvus, no text model); run alone with
 `python -m pytest tests/test_ncf.py -q -p no:cacheprovider --noconftest`.
@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 import torch
 
+from app.availability import StoreUnavailable
 from app.events import Event, EventStore, make_engine
 from ncf.__main__ import evaluate_model_dir, main
 from ncf.baselines import MatrixFactorization, TopPop
 from ncf.data import (
-    HeldOut, contains_pairs, from_event_store, from_records, leave_one_out, sample_training_negatives,
+    HeldOut, contains_pairs, from_event_store, from_records, leave_one_out, movielens_genres,
+    sample_training_negatives,
 )
 from ncf.evaluate import evaluate, full_catalogue_metrics, rank_metrics, sampled_metrics
-from ncf.mappings import IdMapping, load_mappings, save_mappings
+from ncf.mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from ncf.recommender import NCFRecommender, latest_model_dir
 from ncf.train import TrainConfig, split_data
 
@@ -48,9 +50,56 @@ def planted_clusters(n_users=200, n_items=300, clusters=10, per_user=15, inside=
     return from_records(users, items, np.ones(len(users)), times)
 
 
+def planted_genres(n_users=240, genres=8, common=20, rare=6, per_user=12, seed=0):
+    """Each user picks items of one genre (user n: genre n % genres). A genre's `rare` items are picked by one
+    user only, "loner", who picks across genres: their ids say nothing of their genre, their attribute does.
+    Interactions and genres by item."""
+    rng = np.random.default_rng(seed)
+    users, items, times = [], [], []
+    for user in range(n_users):
+        genre = user % genres
+        for item in rng.choice(common, size=per_user, replace=False):
+            users.append(f"u{user}")
+            items.append(f"c{genre}-{item}")
+            times.append(float(rng.integers(1_000, 100_000)))
+    loner = [f"r{genre}-{item}" for genre in range(genres) for item in range(rare)] + ["c0-0", "c1-0"]
+    users += ["loner"] * len(loner)
+    items += loner
+    times += list(map(float, range(len(loner))))  # the two common items are its latest: held out
+    attributes = {f"{kind}{genre}-{item}": [f"genre={genre}"]
+                  for genre in range(genres) for kind, count in (("c", common), ("r", rare)) for item in range(count)}
+    return from_records(users, items, np.ones(len(users)), times), attributes
+
+
+def rare_item_auc(recommender: NCFRecommender, data, genres=8) -> float:
+    """Mean over genre users of P(score of a rare item of the user's genre > that of another genre's)."""
+    rare = np.array([index for index, item in enumerate(data.item_ids.ids) if item.startswith("r")])
+    rare_genre = np.array([int(data.item_ids.ids[index][1:].split("-")[0]) for index in rare])
+    aucs = []
+    for user_id in data.user_ids.ids:
+        if user_id == "loner":
+            continue
+        own = rare_genre == int(user_id[1:]) % genres
+        scores = recommender.score(user_id, [data.item_ids.ids[index] for index in rare])
+        aucs.append((scores[own][:, None] > scores[~own][None, :]).mean())
+    return float(np.mean(aucs))
+
+
 @pytest.fixture(scope="module")
 def clusters():
     return planted_clusters()
+
+
+@pytest.fixture(scope="module")
+def genres():
+    return planted_genres()
+
+
+@pytest.fixture(scope="module")
+def featured(genres):
+    """NeuMF with the planted genres as item features."""
+    data, attributes = genres
+    return NCFRecommender(SMALL).fit(data, ItemFeatures.from_attributes(data.item_ids, attributes, ("genre",)))
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +187,29 @@ def test_from_event_store_reads_the_service_events_table(tmp_path):
     assert len(from_event_store(url, WEIGHTS, max_row_id=3)) == 2  # e4 and e5 came later
 
 
+def test_item_features_index_each_items_values_and_round_trip(tmp_path):
+    items = IdMapping(["p1", "p2", "p3"])
+    attributes = {"p3": ["brand=Zara", "category=Fashion"], "p1": ["category=Fashion"], "p9": ["brand=Nike"]}
+    features = ItemFeatures.from_attributes(items, attributes, ("category", "brand"))
+    assert features.values.ids == ["brand=Zara", "category=Fashion"]  # only the mapped items' values, sorted
+    assert features.items.tolist() == [[1, -1], [-1, -1], [0, 1]]  # p2 has none
+    assert features.summary() == {"fields": ["category", "brand"], "values": 2, "items_with_values": 2}
+    features.save(tmp_path / "item_features.json")
+    loaded = ItemFeatures.load(tmp_path / "item_features.json")
+    assert loaded.fields == features.fields and loaded.values == features.values
+    assert np.array_equal(loaded.items, features.items)
+
+
+def test_movielens_genres_are_multi_valued_and_may_be_none(tmp_path):
+    (tmp_path / "movies.csv").write_text(
+        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation|Children\n'
+        '11,"American President, The (1995)",Comedy|Drama|Romance\n'
+        '114335,La cravate (1957),(no genres listed)\n', encoding="utf-8")
+    assert movielens_genres(tmp_path) == {
+        "ml1": ["genre=Adventure", "genre=Animation", "genre=Children"],
+        "ml11": ["genre=Comedy", "genre=Drama", "genre=Romance"], "ml114335": []}
+
+
 # ---- metrics ------------------------------------------------------------------------------------------
 
 def test_rank_metrics_on_hand_computed_ranks():
@@ -208,6 +280,14 @@ def test_neumf_learns_planted_clusters_and_beats_toppop(clusters, recommender):
     assert sampled_metrics(mf, split.test)["hr@10"] >= 0.7
 
 
+def test_item_features_rank_rarely_seen_items_by_their_attributes(genres, featured):
+    data, _ = genres
+    with_features = rare_item_auc(featured, data)
+    without = rare_item_auc(NCFRecommender(SMALL).fit(data), data)
+    assert with_features >= 0.9 and with_features >= without + 0.2, (with_features, without)
+    assert featured.model.n_attribute_values == 8 and featured.evaluation_model.n_attribute_values == 8
+
+
 def test_the_served_model_is_refit_on_every_interaction(clusters, recommender):
     split = split_data(clusters, SMALL)
     history, refit_history = recommender.history, recommender.refit_history
@@ -271,6 +351,23 @@ def test_save_then_load_gives_identical_scores(recommender, tmp_path):
     evaluation = NCFRecommender.load(tmp_path / "model", evaluation=True).evaluation_model
     assert np.array_equal(evaluation.score(users, items), recommender.evaluation_model.score(users, items))
     assert loaded.user_ids == recommender.user_ids and loaded.item_ids == recommender.item_ids
+    assert loaded.item_features is None and not (tmp_path / "model" / "item_features.json").exists()
+
+
+def test_save_then_load_gives_identical_scores_with_item_features(genres, featured, tmp_path):
+    data, _ = genres
+    featured.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["item_features"] == {"fields": ["genre"], "values": 8, "items_with_values": data.n_items}
+    assert config["model"]["n_attribute_values"] == 8 and config["train"]["item_features"] is True
+    loaded = NCFRecommender.load(tmp_path / "model", evaluation=True)
+    products = data.item_ids.ids + ["no-such-product"]
+    for user in ("u0", "u7", "u239"):
+        assert np.array_equal(loaded.score(user, products), featured.score(user, products), equal_nan=True)
+    users, items = np.arange(data.n_users).repeat(3), np.tile([0, 70, data.n_items - 1], data.n_users)
+    assert np.array_equal(loaded.evaluation_model.score(users, items), featured.evaluation_model.score(users, items))
+    assert loaded.item_features.values == featured.item_features.values
+    assert np.array_equal(loaded.item_features.items, featured.item_features.items)
 
 
 def test_latest_model_dir_ignores_partial_and_foreign_directories(recommender, tmp_path):
@@ -289,8 +386,10 @@ def scores_of(model_metrics: dict) -> dict:
     return {name: value for name, value in model_metrics.items() if name != "train_seconds"}
 
 
-def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path):
+def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path, monkeypatch):
     data = planted_clusters(n_users=60, n_items=120, per_user=12, seed=5)
+    attributes = {item: [f"category={int(item[1:]) % 4}", f"brand={int(item[1:]) % 7}"] for item in data.item_ids.ids}
+    monkeypatch.setattr("ncf.__main__.product_attributes", lambda settings: attributes)  # the products collection
     url = f"sqlite:///{tmp_path / 'events.db'}"
     store = EventStore(make_engine(url), WEIGHTS, 7)
     store.init_schema()
@@ -306,7 +405,7 @@ def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path):
     directory = latest_model_dir(out)
     assert directory is not None and directory.name.startswith("ncf-")
     assert sorted(path.name for path in out.iterdir()) == [directory.name]  # no partial left behind
-    assert {"model.pt", "evaluation_model.pt", "mappings.json", "config.json", "metrics.json",
+    assert {"model.pt", "evaluation_model.pt", "mappings.json", "config.json", "metrics.json", "item_features.json",
             "training_results.png"} <= {path.name for path in directory.iterdir()}
     metrics = json.loads((directory / "metrics.json").read_text())
     keys = {"hr@10", "ndcg@10", "auc", "recall@10", "full_ndcg@10", "coverage@10", "train_seconds"}
@@ -315,6 +414,9 @@ def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path):
     config = json.loads((directory / "config.json").read_text())
     assert config["served"] == {"weights": "refit on all interactions", "interactions": len(data),
                                 "epochs": config["history"]["best_epoch"]}
+    assert config["train"]["item_features"] is True and config["model"]["n_attribute_values"] == 4 + 7
+    assert config["item_features"] == {"fields": ["category", "sub_category", "brand"], "values": 11,
+                                       "items_with_values": data.n_items}
     served, evaluated = (torch.load(directory / name) for name in ("model.pt", "evaluation_model.pt"))
     assert not torch.equal(served["gmf_user.weight"], evaluated["gmf_user.weight"])
     assert main([*train, "--no-refit"]) == 0
@@ -328,3 +430,48 @@ def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path):
     store.engine.dispose()
     for model_dir in (directory, unrefit):  # metrics.json measures the evaluation weights, reproducibly
         assert evaluate_model_dir(model_dir, url)["neumf"] == neumf
+
+
+def test_cli_item_features_can_be_turned_off_and_survive_an_unreadable_store(tmp_path, monkeypatch, capsys):
+    data = planted_clusters(n_users=30, n_items=120, clusters=8, per_user=10, seed=6)
+    (tmp_path / "ml").mkdir()
+    with open(tmp_path / "ml" / "ratings.csv", "w", encoding="utf-8") as ratings:
+        ratings.write("userId,movieId,rating,timestamp\n")
+        ratings.writelines(f"{data.user_ids.ids[u][1:]},{data.item_ids.ids[i][1:]},4.0,{int(t)}\n"
+                           for u, i, t in zip(data.users, data.items, data.timestamps))
+    genres = {item: "(no genres listed)" if item % 10 == 0 else f"G{item % 3}|H{item % 2}" for item in range(120)}
+    (tmp_path / "ml" / "movies.csv").write_text(
+        "movieId,title,genres\n" + "".join(f"{item},Movie {item},{genres[item]}\n" for item in genres),
+        encoding="utf-8")
+    out = tmp_path / "models"
+    common = ["--epochs", "2", "--embed-dim", "8", "--layers", "16,8", "--threads", "1", "--no-refit",
+              "--out", str(out)]
+
+    def trained(*args) -> dict:
+        assert main(["train", *args, *common]) == 0
+        return json.loads((latest_model_dir(out) / "config.json").read_text())
+
+    movielens = trained("--source", "movielens", "--path", str(tmp_path / "ml"))
+    with_genres = sum(int(item[1:]) % 10 != 0 for item in data.item_ids.ids)  # movie ids: the planted item numbers
+    assert movielens["item_features"] == {"fields": ["genre"], "values": 5, "items_with_values": with_genres}
+    off = trained("--source", "movielens", "--path", str(tmp_path / "ml"), "--no-item-features")
+    assert off["train"]["item_features"] is False and off["item_features"] is None
+    assert off["model"]["n_attribute_values"] == 0 and not (latest_model_dir(out) / "item_features.json").exists()
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(make_engine(url), WEIGHTS, 7)
+    store.init_schema()
+    with store.write_transaction() as connection:
+        store.add(connection, [Event(f"e{n}", data.user_ids.ids[u], data.item_ids.ids[i], "view", None, float(t))
+                               for n, (u, i, t) in enumerate(zip(data.users, data.items, data.timestamps))], {})
+    store.engine.dispose()
+
+    def unreachable(settings):
+        raise StoreUnavailable("Milvus unreachable: connection refused")
+
+    monkeypatch.setattr("ncf.__main__.product_attributes", unreachable)
+    events = trained("--source", "events", "--database-url", url)
+    assert events["train"]["item_features"] is True and events["item_features"] is None  # trained on ids only
+    assert events["source"]["item_features_unavailable"] == (
+        "the products collection could not be read: Milvus unreachable: connection refused")
+    assert "NeuMF gets no item features" in capsys.readouterr().err

@@ -9,7 +9,8 @@ import torch
 from app import create_app
 from app.events import Event
 from app.resources import resources
-from ncf.data import from_event_store
+from ncf.data import PRODUCT_ATTRIBUTES, from_event_store, product_attributes
+from ncf.mappings import ItemFeatures
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
 from seed.interactions import generate_interactions
@@ -17,10 +18,15 @@ from seed.interactions import generate_interactions
 USERS = [f"ncf-u{n:05d}" for n in range(1, 41)]
 
 
-def train_and_publish(res, seed: int, stamp: str):
+def train_and_publish(res, seed: int, stamp: str, item_features: bool = False):
+    """NeuMF on the stored events (with the products' attributes from Milvus), saved as the newest model."""
     interactions = from_event_store(res.settings.resolved_database_url, res.settings.event_weights)
     config = TrainConfig(epochs=2, batch_size=256, embed_dim=8, layers=(16, 8), seed=seed, progress=False, threads=1)
-    model = NCFRecommender(config).fit(interactions)
+    features = None
+    if item_features:
+        features = ItemFeatures.from_attributes(interactions.item_ids, product_attributes(res.settings),
+                                                PRODUCT_ATTRIBUTES)
+    model = NCFRecommender(config).fit(interactions, features)
     model.metrics = {"neumf": {}}
     model.save(res.settings.resolved_models_dir / f"ncf-{stamp}-{seed:06x}")
     return model
@@ -130,3 +136,22 @@ def test_personalised_search_for_a_user_without_a_model_uses_search_and_populari
     body = client.get("/search", query_string={"q": "coffee", "user_id": "ncf-stranger"}).json
     assert body["personalized"]["weights"] == {"search": round(0.6 / 0.7, 6), "popular": round(0.1 / 0.7, 6)}
     assert all(hit["scores"]["collaborative"] is None for hit in body["results"])
+
+
+def test_a_model_with_item_features_is_served_the_same_way(client, served, res, catalog):
+    attributes = product_attributes(res.settings)  # the products collection: category, sub-category, brand
+    for product in catalog[:50]:
+        assert attributes[product["product_id"]] == [
+            f"{field}={product[field]}" for field in PRODUCT_ATTRIBUTES if product[field]]
+    featured = train_and_publish(res, 3, "20260103T000000Z", item_features=True)
+    assert featured.model.n_attribute_values > 0
+    assert featured.item_features.summary()["fields"] == list(PRODUCT_ATTRIBUTES)
+    assert res.served_model.version == "ncf-20260103T000000Z-000003"
+    ids = list(served.item_ids.ids[:50]) + ["ncf-unseen-product"]
+    scores = res.served_model.score(USERS[4], ids)  # loaded from the directory, attribute table included
+    assert np.array_equal(scores, featured.score(USERS[4], ids), equal_nan=True) and np.isnan(scores[-1])
+    body = recommend(client, USERS[4], strategy="ncf", limit=10)
+    assert body["strategy"] == "ncf"
+    ranked = featured.score(USERS[4], [item["product_id"] for item in body["results"]])
+    known = ~np.isnan(ranked)
+    assert known.sum() >= 5 and list(ranked[known]) == sorted(ranked[known], reverse=True)

@@ -26,12 +26,13 @@ def test_parameters_bodies_errors_and_security(client):
     assert not search["category"]["required"] and "anyOf" not in search["category"]["schema"]
     product_id = paths["/products/{product_id}"]["get"]["parameters"][0]
     assert product_id["in"] == "path" and product_id["schema"]["pattern"] == "^[A-Za-z0-9_.:-]{1,64}$"
-    assert {"200", "400", "404", "422"} == set(paths["/products/{product_id}"]["get"]["responses"])
+    assert {"200", "400", "404", "422", "503"} == set(paths["/products/{product_id}"]["get"]["responses"])
     upsert = paths["/products"]["post"]
     assert upsert["requestBody"]["required"]
-    assert {"200", "400", "401", "403", "413", "415", "422"} == set(upsert["responses"])
+    assert {"200", "400", "401", "403", "413", "415", "422", "503"} == set(upsert["responses"])
     assert not paths["/train"]["post"]["requestBody"]["required"]  # every hyper-parameter is optional
     assert set(paths["/train"]["post"]["responses"]) >= {"202", "409"}
     for path, methods in paths.items():
         for method, operation in methods.items():
             assert ("security" in operation) == ((method, path) in PROTECTED), (method, path)
+            assert "503" in operation["responses"], (method, path)  # Milvus or the database unavailable

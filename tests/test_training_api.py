@@ -145,8 +145,11 @@ def test_the_key_never_shows(keyed_client, keyed_app, caplog, monkeypatch):
     settings = keyed_app.config["SETTINGS"]
     assert API_KEY not in repr(settings) and API_KEY not in caplog.text
     monkeypatch.setenv("API_KEY", API_KEY)
+    monkeypatch.setenv("MILVUS_TOKEN", "root:Milvus")
     with keyed_app.app_context():
-        assert "API_KEY" not in resources().training_jobs._trainer_env()
+        trainer_env = resources().training_jobs._trainer_env()
+    assert "API_KEY" not in trainer_env
+    assert trainer_env["MILVUS_TOKEN"] == "root:Milvus"  # the trainer reads the products' attributes from Milvus
 
 
 def jobs_on(database_url: str, data_dir: Path) -> TrainingJobs:

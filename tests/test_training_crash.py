@@ -2,11 +2,13 @@
 served model untouched: no new complete directory, and a half-written one is never served."""
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,11 +96,16 @@ def test_killed_while_writing_the_model_directory(trained, tmp_path):
                                for partial in partial_dirs(models)), 300, interval=0.01)
     finally:
         kill(process)
-    assert len(partial_dirs(models)) == 1
+    [abandoned] = partial_dirs(models)
     assert_served_model_unchanged(models, served, before)
 
+    an_hour_ago = time.time() - 3700
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+    in_progress = models / ".ncf-20990101T000000Z-0000beef.partial"  # as if another run were writing it now
+    in_progress.mkdir()
     again = run_module("ncf", *TRAIN_ARGS, "--epochs", "2", "--database-url", database_url, "--out", str(models),
                        env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     newest = latest_model_dir(models)
     assert newest != served and model_dirs(models) == before | {newest.name}
+    assert partial_dirs(models) == [in_progress]  # the killed run's directory, untouched for an hour, is removed

@@ -26,8 +26,7 @@ class EventsAccepted(ResponseModel):
 
 
 @bp.post("/events")
-@operation({200: EventsAccepted}, body=Batch(EventIn, max_items=MAX_EVENTS_PER_REQUEST, noun="event"),
-           errors=(503,))
+@operation({200: EventsAccepted}, body=Batch(EventIn, max_items=MAX_EVENTS_PER_REQUEST, noun="event"))
 def post_events(body: BatchItems):
     """Store events (a repeated event_id is not counted twice) and update the users' vectors.
 
