@@ -4,6 +4,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
+import numpy as np
+
 from .catalog import Product, embedding_text, search_text
 from .embedding import DenseEncoder
 from .store import DENSE_FIELD, SPARSE_FIELD, TEXT_FIELD, ProductStore
@@ -17,11 +19,17 @@ def product_rows(products: Sequence[Product], encoder: DenseEncoder, learned_spa
     vectors = encoder.encode_documents([embedding_text(product) for product in products])
     lexical = [search_text(product) for product in products]
     sparse = encoder.encode_documents_sparse(lexical) if learned_sparse else None
+    return rows_with_vectors(products, vectors, lexical, sparse)
+
+
+def rows_with_vectors(products: Sequence[Product], vectors: Sequence[np.ndarray],
+                      lexical: Sequence[str] | None = None, sparse: Sequence[dict] | None = None) -> list[dict]:
+    """Milvus rows for `products` whose dense (and learned `sparse`) vectors are known; `lexical`: their
+    search texts when already computed."""
+    lexical = [search_text(product) for product in products] if lexical is None else lexical
     rows = []
     for i, product in enumerate(products):
-        row = product.model_dump()
-        row[TEXT_FIELD] = lexical[i]
-        row[DENSE_FIELD] = vectors[i].tolist()
+        row = {**product.model_dump(), TEXT_FIELD: lexical[i], DENSE_FIELD: vectors[i].tolist()}
         if sparse is not None:
             row[SPARSE_FIELD] = sparse[i]
         rows.append(row)

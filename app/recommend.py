@@ -111,7 +111,7 @@ class Recommender:
 
     def _read_popular(self, limit: int, category: str | None, excluded: set[str], fields: Sequence[str]
                       ) -> dict[str, dict]:
-        fields = tuple(dict.fromkeys(("product_id", "active", *fields)))
+        """From the event store and Milvus; `fields` must hold product_id and active."""
         page_size = limit + len(excluded) + POPULAR_MARGIN
         chosen: dict[str, dict] = {}
         offset = 0

@@ -15,11 +15,12 @@ from typing import Iterator
 
 import numpy as np
 
-from app.catalog import Product, embedding_text, search_text
+from app.catalog import Product, embedding_text
+from app.indexing import rows_with_vectors
 from app.resources import Resources
 from app.service import free_port, spawn, start_lite_server, terminate
 from app.settings import Settings
-from app.store import DENSE_FIELD, TEXT_FIELD, ProductStore, connect
+from app.store import ProductStore, connect
 from ncf.recommender import latest_model_dir
 from seed.interactions import generate_interactions
 from seed.loader import catalogue_products, seed_events
@@ -66,10 +67,7 @@ def build_store(size: int, settings: Settings, encoder) -> tuple[list[Product], 
     if store.count() != size:
         print(f"writing {size} products to {settings.public_milvus_uri} ...", flush=True)
         for start in range(0, size, 1000):
-            rows = []
-            for product, vector in zip(products[start:start + 1000], vectors[start:start + 1000]):
-                rows.append({**product.model_dump(), TEXT_FIELD: search_text(product), DENSE_FIELD: vector.tolist()})
-            store.upsert(rows)
+            store.upsert(rows_with_vectors(products[start:start + 1000], vectors[start:start + 1000]))
         store.flush()
     store.client.close()
     return products, vectors
