@@ -179,9 +179,11 @@ class TrainingJobs:
 
     def _trainer_env(self) -> dict[str, str]:
         """This process's environment without the API key, plus the settings the trainer reads (it reads the
-        events, and the products' attributes from Milvus, hence MILVUS_URI and MILVUS_TOKEN)."""
+        events, and the products' attributes from Milvus, hence MILVUS_URI and MILVUS_TOKEN). The trainer
+        runs beside the service's workers, so it gets their TORCH_THREADS, not every core."""
         env = {name: value for name, value in os.environ.items() if name != "API_KEY"}
         env.update(DATA_DIR=str(Path(self.settings.data_dir).resolve()),
+                   OMP_NUM_THREADS=str(self.settings.torch_threads),
                    DATABASE_URL=self.settings.resolved_database_url,
                    **{f"WEIGHT_{event_type.upper()}": str(weight)
                       for event_type, weight in self.settings.event_weights.items()})

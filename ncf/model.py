@@ -18,12 +18,18 @@ class NeuMF(nn.Module):
     with `item_attributes`, an (n_items, width) table of attribute value indices padded with -1, each
     branch's item vector is the item's id embedding plus the sum of its attribute values' embeddings. An
     item seen in few interactions is then scored mostly by what its attributes learnt from other items.
+
+    `item_bias`: the logit adds a learnt per-item bias, as dot-product MF does (Rendle et al. 2020); it
+    raised validation NDCG@10 on MovieLens and validation AUC on the mock interactions. Model directories
+    written before it existed load without it.
     """
 
     def __init__(self, n_users: int, n_items: int, embed_dim: int = 64, layers: Sequence[int] = (128, 64, 32),
-                 init_std: float = 0.01, n_attribute_values: int = 0, item_attributes: np.ndarray | None = None):
+                 init_std: float = 0.01, n_attribute_values: int = 0, item_attributes: np.ndarray | None = None,
+                 item_bias: bool = True):
         super().__init__()
         self.n_users, self.n_items, self.n_attribute_values = n_users, n_items, n_attribute_values
+        self.item_bias = nn.Parameter(torch.zeros(n_items)) if item_bias else None
         self.embed_dim, self.layers, self.init_std = embed_dim, tuple(layers), init_std
         self.gmf_user = nn.Embedding(n_users, embed_dim)
         self.gmf_item = nn.Embedding(n_items, embed_dim)
@@ -49,6 +55,8 @@ class NeuMF(nn.Module):
 
     def reset_parameters(self) -> None:
         """Embeddings N(0, init_std²) (the paper: 0.01); Xavier-uniform linear weights, zero biases."""
+        if self.item_bias is not None:
+            nn.init.zeros_(self.item_bias)
         for embedding in self.embeddings():
             nn.init.normal_(embedding.weight, std=self.init_std)
             if embedding.padding_idx is not None:
@@ -76,6 +84,8 @@ class NeuMF(nn.Module):
         gmf_user, mlp_user = self.gmf_user(users), self.mlp_user(users)
         mlp = self.mlp(torch.cat((mlp_user, mlp_item), dim=-1))
         logits = self.output(torch.cat((gmf_user * gmf_item, mlp), dim=-1)).squeeze(-1)
+        if self.item_bias is not None:
+            logits = logits + self.item_bias[items]
         return logits, [gmf_user, gmf_item, mlp_user, mlp_item]
 
     @torch.no_grad()
@@ -92,4 +102,5 @@ class NeuMF(nn.Module):
 
     def hyperparameters(self) -> dict:
         return {"n_users": self.n_users, "n_items": self.n_items, "embed_dim": self.embed_dim,
-                "layers": list(self.layers), "init_std": self.init_std, "n_attribute_values": self.n_attribute_values}
+                "layers": list(self.layers), "init_std": self.init_std, "n_attribute_values": self.n_attribute_values,
+                "item_bias": self.item_bias is not None}

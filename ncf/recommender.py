@@ -127,7 +127,9 @@ class NCFRecommender:
 
 
 def _load_neumf(hyperparameters: dict, weights: Path, item_features: ItemFeatures | None) -> NeuMF:
-    model = NeuMF(**hyperparameters, item_attributes=None if item_features is None else item_features.items)
+    # directories written before NeuMF had an item bias do not name it
+    model = NeuMF(**{"item_bias": False, **hyperparameters},
+                  item_attributes=None if item_features is None else item_features.items)
     model.load_state_dict(torch.load(weights, weights_only=True))
     return model.eval()
 

@@ -43,7 +43,7 @@ class TrainConfig:
     seed: int = 0
     eval_negatives: int = 99
     split_seed: int = 0  # seeds the evaluation negatives; fixed across training seeds
-    threads: int | None = None  # torch threads; None: $OMP_NUM_THREADS, else 1 (2 was 4x slower beside a busy service)
+    threads: int | None = None  # torch threads; None: $OMP_NUM_THREADS, else every core this process may use
     progress: bool = True
     refit: bool = True  # serve weights retrained on every interaction (`refit`), not the evaluation run's
     item_features: bool = True  # `python -m ncf train` gives NeuMF the source's item attributes (see ItemFeatures)
@@ -178,7 +178,8 @@ class _EpochTrainer:
     """Adam over the positives of `train` plus fresh sampled negatives each epoch, in shuffled mini-batches."""
 
     def __init__(self, model: nn.Module, train: Interactions, config: TrainConfig):
-        torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS") or 1))
+        torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
+                              or len(os.sched_getaffinity(0)))
         seed_everything(config.seed)
         self.model, self.config, self.n_items = model, config, train.n_items
         self.rng = np.random.default_rng(config.seed)

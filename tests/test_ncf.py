@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -320,6 +321,23 @@ def test_training_is_reproducible_for_a_seed(clusters):
     assert np.array_equal(first.score("u3", products), second.score("u3", products))
 
 
+def test_training_uses_every_core_unless_threads_are_set(clusters, monkeypatch):
+    """`python -m ncf train` by hand gets every core; OMP_NUM_THREADS (set by POST /train) or --threads limit it."""
+    config = replace(SMALL, epochs=1, refit=False, threads=None)
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        NCFRecommender(config).fit(clusters)
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        NCFRecommender(config).fit(clusters)
+        assert torch.get_num_threads() == 1
+        NCFRecommender(replace(config, threads=2)).fit(clusters)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_unknown_users_get_none_and_unknown_products_nan(recommender):
     assert recommender.score("nobody", ["i1", "i2"]) is None
     scores = recommender.score("u0", ["i1", "no-such-product", "i2"])
@@ -352,6 +370,22 @@ def test_save_then_load_gives_identical_scores(recommender, tmp_path):
     assert np.array_equal(evaluation.score(users, items), recommender.evaluation_model.score(users, items))
     assert loaded.user_ids == recommender.user_ids and loaded.item_ids == recommender.item_ids
     assert loaded.item_features is None and not (tmp_path / "model" / "item_features.json").exists()
+
+
+def test_model_dirs_written_before_the_item_bias_still_load(recommender, tmp_path):
+    directory = recommender.save(tmp_path / "old")
+    for weights_file in ("model.pt", "evaluation_model.pt"):
+        weights = torch.load(directory / weights_file, weights_only=True)
+        bias = weights.pop("item_bias").numpy()
+        torch.save(weights, directory / weights_file)
+    config = json.loads((directory / "config.json").read_text())
+    del config["model"]["item_bias"]
+    (directory / "config.json").write_text(json.dumps(config))
+    loaded = NCFRecommender.load(directory, evaluation=True)
+    assert loaded.model.item_bias is None and np.abs(bias).max() > 1e-3  # a trained bias is gone
+    users, items = np.full(len(bias), 3), np.arange(len(bias))
+    without_bias = recommender.evaluation_model.score(users, items) - bias
+    assert np.allclose(loaded.evaluation_model.score(users, items), without_bias, atol=1e-5)
 
 
 def test_save_then_load_gives_identical_scores_with_item_features(genres, featured, tmp_path):

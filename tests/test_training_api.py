@@ -150,6 +150,7 @@ def test_the_key_never_shows(keyed_client, keyed_app, caplog, monkeypatch):
         trainer_env = resources().training_jobs._trainer_env()
     assert "API_KEY" not in trainer_env
     assert trainer_env["MILVUS_TOKEN"] == "root:Milvus"  # the trainer reads the products' attributes from Milvus
+    assert trainer_env["OMP_NUM_THREADS"] == "1"  # beside the workers: their TORCH_THREADS, not every core
 
 
 def jobs_on(database_url: str, data_dir: Path) -> TrainingJobs:
