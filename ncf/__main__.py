@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--database-url", help="events: the event store (default: the service settings)")
     train_parser.add_argument("--out", type=Path, help="models root (default: $DATA_DIR/models)")
     for name, kind in (("epochs", int), ("batch-size", int), ("lr", float), ("embed-dim", int),
-                       ("negatives", int), ("l2", float), ("seed", int), ("patience", int), ("threads", int)):
+                       ("negatives", int), ("l2", float), ("seed", int), ("patience", int)):
         train_parser.add_argument(f"--{name}", type=kind, help=f"default {getattr(TrainConfig, name.replace('-', '_'))}")
+    train_parser.add_argument("--threads", type=int, help="torch threads (default $OMP_NUM_THREADS, else every core)")
     train_parser.add_argument("--layers", type=lambda text: tuple(int(size) for size in text.split(",")),
                               help="MLP layer sizes, e.g. 128,64,32")
     train_parser.add_argument("--no-refit", dest="refit", action="store_false", default=None,
