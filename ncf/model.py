@@ -29,7 +29,7 @@ class NeuMF(nn.Module):
                  item_bias: bool = True):
         super().__init__()
         self.n_users, self.n_items, self.n_attribute_values = n_users, n_items, n_attribute_values
-        self.item_bias = nn.Parameter(torch.zeros(n_items)) if item_bias else None
+        self.item_bias = nn.Parameter(torch.empty(n_items)) if item_bias else None
         self.embed_dim, self.layers, self.init_std = embed_dim, tuple(layers), init_std
         self.gmf_user = nn.Embedding(n_users, embed_dim)
         self.gmf_item = nn.Embedding(n_items, embed_dim)
@@ -54,7 +54,7 @@ class NeuMF(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Embeddings N(0, init_std²) (the paper: 0.01); Xavier-uniform linear weights, zero biases."""
+        """Embeddings N(0, init_std²) (the paper: 0.01); Xavier-uniform linear weights; zero biases (item bias too)."""
         if self.item_bias is not None:
             nn.init.zeros_(self.item_bias)
         for embedding in self.embeddings():
