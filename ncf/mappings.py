@@ -71,6 +71,13 @@ class ItemFeatures:
         values = IdMapping(sorted({value for item_values in per_item for value in item_values}))
         return cls(fields, values, _padded([values.indices(item_values).tolist() for item_values in per_item]))
 
+    def value_fields(self) -> np.ndarray:
+        """The index in `fields` of each value's field (values are written `field=value`)."""
+        try:
+            return np.array([self.fields.index(value.split("=", 1)[0]) for value in self.values.ids], dtype=np.int64)
+        except ValueError:
+            raise ValueError(f"attribute values must be written field=value with a field of {self.fields}") from None
+
     def summary(self) -> dict:
         """Fields, number of distinct values and of items with at least one value (for config.json)."""
         return {"fields": list(self.fields), "values": len(self.values),

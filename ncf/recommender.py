@@ -127,9 +127,11 @@ class NCFRecommender:
 
 
 def _load_neumf(hyperparameters: dict, weights: Path, item_features: ItemFeatures | None) -> NeuMF:
-    # directories written before NeuMF had an item bias do not name it
-    model = NeuMF(**{"item_bias": False, **hyperparameters},
-                  item_attributes=None if item_features is None else item_features.items)
+    # directories written before NeuMF had an item bias or attribute shares do not name them
+    hyperparameters = {"item_bias": False, "attribute_shares": False, **hyperparameters}
+    shares = hyperparameters.pop("attribute_shares")
+    model = NeuMF(**hyperparameters, item_attributes=None if item_features is None else item_features.items,
+                  value_fields=item_features.value_fields() if shares else None)
     model.load_state_dict(torch.load(weights, weights_only=True))
     return model.eval()
 

@@ -47,6 +47,7 @@ class TrainConfig:
     progress: bool = True
     refit: bool = True  # serve weights retrained on every interaction (`refit`), not the evaluation run's
     item_features: bool = True  # `python -m ncf train` gives NeuMF the source's item attributes (see ItemFeatures)
+    attribute_shares: bool = True  # with item features: the user's shares of the item's values (see NeuMF)
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
@@ -86,8 +87,9 @@ def fit(interactions: Interactions, config: TrainConfig = TrainConfig(),
 
     With `item_features` (aligned with `interactions.item_ids`), item vectors add their attributes' embeddings.
     """
-    model = new_neumf(interactions, config, item_features)
-    history = train_model(model, split_data(interactions, config), config)
+    split = split_data(interactions, config)
+    model = new_neumf(interactions, config, item_features, split.train)
+    history = train_model(model, split, config)
     return model, history
 
 
@@ -97,18 +99,22 @@ def refit(interactions: Interactions, config: TrainConfig, evaluation: History,
 
     Same seed, hence the same initial weights as `fit`; no validation, no early stopping.
     """
-    model = new_neumf(interactions, config, item_features)
+    model = new_neumf(interactions, config, item_features, interactions)
     learning_rates = [record["lr"] for record in evaluation.epochs[:evaluation.best_epoch]]
     return model, train_on_schedule(model, interactions, learning_rates, config)
 
 
-def new_neumf(interactions: Interactions, config: TrainConfig, item_features: ItemFeatures | None) -> NeuMF:
-    """NeuMF for these users and items, initialised from `config.seed`."""
+def new_neumf(interactions: Interactions, config: TrainConfig, item_features: ItemFeatures | None,
+              history: Interactions) -> NeuMF:
+    """NeuMF for these users and items, initialised from `config.seed`; its attribute shares count `history`."""
     seed_everything(config.seed)
-    attributes = {} if item_features is None else {"n_attribute_values": len(item_features.values),
-                                                   "item_attributes": item_features.items}
-    return NeuMF(interactions.n_users, interactions.n_items, config.embed_dim, config.layers, config.init_std,
-                 **attributes)
+    attributes = {} if item_features is None else {
+        "n_attribute_values": len(item_features.values), "item_attributes": item_features.items,
+        "value_fields": item_features.value_fields() if config.attribute_shares else None}
+    model = NeuMF(interactions.n_users, interactions.n_items, config.embed_dim, config.layers, config.init_std,
+                  **attributes)
+    model.set_history(history.users, history.items)
+    return model
 
 
 def seed_everything(seed: int) -> None:

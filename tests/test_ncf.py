@@ -24,6 +24,7 @@ from ncf.data import (
 )
 from ncf.evaluate import evaluate, full_catalogue_metrics, rank_metrics, sampled_metrics
 from ncf.mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
+from ncf.model import SHARE_SCALE, NeuMF
 from ncf.recommender import NCFRecommender, latest_model_dir
 from ncf.train import TrainConfig, split_data
 
@@ -388,6 +389,41 @@ def test_model_dirs_written_before_the_item_bias_still_load(recommender, tmp_pat
     assert np.allclose(loaded.evaluation_model.score(users, items), without_bias, atol=1e-5)
 
 
+def test_attribute_shares_count_the_users_other_interactions_per_field():
+    # values 0 category=a, 1 category=b (field 1), 2 brand=x (field 0); item 2 has no brand
+    model = NeuMF(2, 3, 4, (4,), n_attribute_values=3, item_attributes=np.array([[0, 2], [1, 2], [0, -1]]),
+                  value_fields=np.array([1, 1, 0]))
+    users, items = torch.tensor([0, 0, 0, 1, 1]), torch.tensor([0, 1, 2, 0, 2])
+    assert not model.attribute_shares(users, items).any()  # no history yet
+    model.set_history(np.array([0, 0, 1]), np.array([0, 1, 2]))
+    shares = model.attribute_shares(users, items).tolist()
+    # user 0 touched items 0 and 1: each scored against the other only (the pair leaves itself out)
+    assert shares[0] == [1.0, 0.0] and shares[1] == [1.0, 0.0]
+    assert shares[2] == [0.0, 0.5]  # a new item: one of the user's two items is in category a
+    assert shares[3] == [0.0, 1.0] and shares[4] == [0.0, 0.0]  # user 1's only item, left out: nothing
+
+
+def test_attribute_shares_are_learnt_and_dirs_written_before_them_load(genres, featured, tmp_path):
+    data, _ = genres
+    assert featured.model.attribute_shares is not None
+    assert featured.model.share_weights.item() > 0  # the planted genres: a user's share of a genre predicts it
+    directory = featured.save(tmp_path / "old")
+    weights = torch.load(directory / "model.pt", weights_only=True)
+    share_weight = weights.pop("share_weights")
+    for name in [name for name in weights if name.startswith("attribute_shares.")]:
+        del weights[name]
+    torch.save(weights, directory / "model.pt")
+    config = json.loads((directory / "config.json").read_text())
+    del config["model"]["attribute_shares"]
+    (directory / "config.json").write_text(json.dumps(config))
+    loaded = NCFRecommender.load(directory)
+    assert loaded.model.attribute_shares is None
+    users, items = np.full(data.n_items, 5), np.arange(data.n_items)
+    share_term = SHARE_SCALE * featured.model.attribute_shares(torch.as_tensor(users), torch.as_tensor(items))[:, 0]
+    expected = featured.model.score(users, items) - (share_term * share_weight).numpy()
+    assert np.allclose(loaded.model.score(users, items), expected, atol=1e-5)
+
+
 def test_save_then_load_gives_identical_scores_with_item_features(genres, featured, tmp_path):
     data, _ = genres
     featured.save(tmp_path / "model")
@@ -449,6 +485,7 @@ def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path, 
     assert config["served"] == {"weights": "refit on all interactions", "interactions": len(data),
                                 "epochs": config["history"]["best_epoch"]}
     assert config["train"]["item_features"] is True and config["model"]["n_attribute_values"] == 4 + 7
+    assert config["model"]["attribute_shares"] is True  # on by default for the event store
     assert config["item_features"] == {"fields": ["category", "sub_category", "brand"], "values": 11,
                                        "items_with_values": data.n_items}
     served, evaluated = (torch.load(directory / name) for name in ("model.pt", "evaluation_model.pt"))
@@ -488,6 +525,9 @@ def test_cli_item_features_can_be_turned_off_and_survive_an_unreadable_store(tmp
     movielens = trained("--source", "movielens", "--path", str(tmp_path / "ml"))
     with_genres = sum(int(item[1:]) % 10 != 0 for item in data.item_ids.ids)  # movie ids: the planted item numbers
     assert movielens["item_features"] == {"fields": ["genre"], "values": 5, "items_with_values": with_genres}
+    assert movielens["train"]["attribute_shares"] is False and movielens["model"]["attribute_shares"] is False
+    shares = trained("--source", "movielens", "--path", str(tmp_path / "ml"), "--attribute-shares")
+    assert shares["model"]["attribute_shares"] is True
     off = trained("--source", "movielens", "--path", str(tmp_path / "ml"), "--no-item-features")
     assert off["train"]["item_features"] is False and off["item_features"] is None
     assert off["model"]["n_attribute_values"] == 0 and not (latest_model_dir(out) / "item_features.json").exists()
