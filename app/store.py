@@ -1,6 +1,7 @@
 """The products collection in Milvus: schema, idempotent creation, writes and the three search modes."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, replace
@@ -13,6 +14,7 @@ from pymilvus import (
 )
 
 from .availability import GuardedMilvusClient
+from .embedding import check_vector_space, vector_space
 from .metrics import TimedMilvusClient
 from .milvus_filters import ProductFilter, field_in
 from .settings import Settings
@@ -140,7 +142,8 @@ class ProductStore:
             TEXT_FIELD, DataType.VARCHAR, max_length=32768, enable_analyzer=not self.learned_sparse,
             analyzer_params={"tokenizer": "standard", "filter": ["lowercase"]} if not self.learned_sparse else None,
         )
-        schema.add_field(DENSE_FIELD, DataType.FLOAT_VECTOR, dim=self.dimension)
+        schema.add_field(DENSE_FIELD, DataType.FLOAT_VECTOR, dim=self.dimension,
+                         description=json.dumps(vector_space(self.settings)))  # checked by check_vector_space
         schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
         if not self.learned_sparse:
             schema.add_function(Function(
@@ -175,6 +178,7 @@ class ProductStore:
                         f"collection {self.collection!r} holds {stored}-d vectors but the model gives "
                         f"{self.dimension}-d: use another PRODUCTS_COLLECTION or re-seed"
                     )
+                check_vector_space(field.get("description", ""), self.settings, self.collection)
 
     # ---- writes -------------------------------------------------------------------------------
     def upsert(self, rows: Sequence[dict]) -> None:
