@@ -53,6 +53,15 @@ def post_worker_init(worker):
         resources().products
 
 
+def worker_exit(server, worker):
+    """Close the worker's Milvus client and SQL engine as it stops (if its app loaded)."""
+    from app.resources import EXTENSION_KEY
+
+    resources = getattr(getattr(worker, "wsgi", None), "extensions", {}).get(EXTENSION_KEY)
+    if resources is not None:
+        resources.close()
+
+
 def child_exit(server, worker):
     """A worker exited: its gauges (the models it served) no longer count; its counters still do."""
     from prometheus_client import multiprocess

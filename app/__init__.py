@@ -4,11 +4,15 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
-from flask import Flask
+from .lite_uri import import_pymilvus
 
-from . import metrics, resources
-from .errors import register_error_handlers
-from .settings import Settings
+import_pymilvus()  # first: MILVUS_URI may name a Lite file, which pymilvus' import would refuse
+
+from flask import Flask  # noqa: E402
+
+from . import metrics, resources  # noqa: E402
+from .errors import register_error_handlers  # noqa: E402
+from .settings import Settings  # noqa: E402
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 

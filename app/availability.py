@@ -92,6 +92,13 @@ class GuardedMilvusClient:
         if remaining > 0:
             raise StoreUnavailable(f"Milvus unreachable; next attempt in {remaining:.1f} s")
 
+    def close(self) -> None:
+        """Close the connection if one was made (a later call connects again)."""
+        with self._connect_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def _connected(self) -> MilvusClient:
         with self._connect_lock:
             if self._client is None:

@@ -143,7 +143,7 @@ def load_encoder(settings: Settings) -> DenseEncoder:
 
         from .onnx_encoder import OnnxEncoder, cached_export
 
-        onnx_file = cached_export(path, settings.embedding_model, Path(settings.data_dir) / "encoders",
+        onnx_file = cached_export(path, settings.embedding_model, settings.resolved_encoder_cache_dir,
                                   settings.embedding_quantize)
         return OnnxEncoder(onnx_file, settings.embedding_model, settings.embedding_batch_size, instruction, device,
                            torch.get_num_threads())

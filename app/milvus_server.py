@@ -1,6 +1,6 @@
 """Run the embedded Milvus Lite store as a loopback server, so several processes can share it.
 
-    python -m app.milvus_server [--data-dir DIR] [--host 127.0.0.1] [--port 19530]
+    python -m app.milvus_server [--data-dir DIR | --db-file FILE] [--host 127.0.0.1] [--port 19530]
 
 A Milvus Lite file can be opened by one process only. Served this way, every gunicorn worker, the seed
 scripts and the trainer reach the same store with MILVUS_URI=http://HOST:PORT. The server holds the
@@ -76,13 +76,14 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.milvus_server", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, help="default: DATA_DIR")
+    parser.add_argument("--data-dir", type=Path, help=f"serve DIR/{STORE_FILE} (default: DATA_DIR)")
+    parser.add_argument("--db-file", type=Path, help="serve this Lite file instead")
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
     parser.add_argument("--port", type=int, default=19530)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_dir = args.data_dir or Settings.from_env().data_dir
-    return serve(Path(data_dir).resolve() / STORE_FILE, args.host, args.port)
+    db_file = args.db_file or Path(args.data_dir or Settings.from_env().data_dir) / STORE_FILE
+    return serve(db_file.resolve(), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,15 @@ class Resources:
         return self._build("_training_jobs", create)
 
 
+    def close(self) -> None:
+        """Close the Milvus client and the SQL engine that were built (at exit; a later use reconnects)."""
+        with self._lock:
+            if "_client" in self.__dict__:
+                self.__dict__["_client"].close()
+            if "_events" in self.__dict__:
+                self.__dict__["_events"].engine.dispose()
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     app.extensions[EXTENSION_KEY] = Resources(settings)
 

@@ -1,20 +1,25 @@
-"""Run the whole service, as `make run` does: the store, the seed and training steps, then gunicorn.
+"""Run the whole service, as `make run` does: the store, the seed steps, gunicorn, then NCF training behind it.
 
     python -m app.service [--products 2000] [--users 500] [--no-train]
 
-Without MILVUS_URI, the embedded store ($DATA_DIR/milvus.db) is first served on loopback by
-`python -m app.milvus_server` (port MILVUS_LITE_PORT) and MILVUS_URI is set to it, so the seed scripts, the
-trainer and every gunicorn worker share that one store. With MILVUS_URI set, that store is used as it is.
-Then, one after the other: seed the mock catalogue (--resume), seed the mock interactions, train NCF, and
-serve with gunicorn (gunicorn.conf.py: 2 workers over a Milvus server).
+Without MILVUS_URI, the embedded store ($DATA_DIR/milvus.db), or the Lite file MILVUS_URI names, is first
+served on loopback by `python -m app.milvus_server` (port MILVUS_LITE_PORT) and MILVUS_URI is set to it, so
+the seed scripts, the trainer and every gunicorn worker share that one store. A MILVUS_URI naming a server is
+used as it is.
+Then, one after the other: seed the mock catalogue (--resume), seed the mock interactions (unless the store
+already has events), and serve with gunicorn (gunicorn.conf.py: 2 workers over a Milvus server). Search and
+popular/content recommendations answer at once; NCF trains behind the running service as a background job
+(POST /train, app/training_jobs.py; GET /status shows it), and the workers swap its model in when it is ready.
 
-SIGTERM or SIGINT stops the running step (gunicorn gracefully), then the Lite server; a failing step, or the
-Lite server dying, stops everything too. Each child runs in its own session (a Ctrl-C reaches only this
-process, which stops them in order) and gets SIGTERM if this process dies, even by SIGKILL (Linux).
+SIGTERM or SIGINT stops the running step (gunicorn gracefully, then anything it left running, e.g. a trainer),
+then the Lite server; a failing step, or the Lite server dying, stops everything too, and the launcher names
+the step, its exit code and the last lines of its output. Each child runs in its own session (a Ctrl-C reaches
+only this process, which stops them in order) and gets SIGTERM if this process dies, even by SIGKILL (Linux).
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import ctypes
 import logging
 import os
@@ -29,8 +34,10 @@ from pathlib import Path
 import requests
 from pymilvus import MilvusClient, MilvusException
 
+from .lite_uri import lite_file
 from .milvus_server import wait_for_port
 from .settings import Settings
+from .store import GRPC_OPTIONS
 
 log = logging.getLogger("app.service")
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +46,7 @@ LITE_START_SECONDS = 60.0
 STOP_SECONDS = 60.0  # after SIGTERM, before SIGKILL (gunicorn's graceful timeout is 30 s)
 PR_SET_PDEATHSIG = 1
 GUNICORN = ["-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "app:create_app()"]
+TAIL_LINES = 20  # of a failed step's output, repeated in the launcher's error
 
 
 class StartError(Exception):
@@ -57,23 +65,28 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     settings = Settings.from_env()
-    env = {**os.environ, "DATA_DIR": str(settings.data_dir.resolve())}  # the children run in the checkout
+    started = time.monotonic()
+    # the children run in the checkout, and print at once into the pipe read by `forward_output`
+    env = {**os.environ, "DATA_DIR": str(settings.data_dir.resolve()), "PYTHONUNBUFFERED": "1"}
     lite_server = None
     try:
-        if not settings.milvus_uri:
+        if lite_file(settings.resolved_milvus_uri):
             lite_server = start_lite_server(settings, env, stop)
             env["MILVUS_URI"] = f"http://{LOOPBACK}:{settings.milvus_lite_port}"
-        for step in [*preparation_steps(args), GUNICORN]:
+        for name, step in preparation_steps(args, settings):
             if stop.is_set():
-                break
-            process = spawn(step, env)
-            if step is GUNICORN:
-                threading.Thread(target=announce_when_healthy, args=(service_url(env), process), daemon=True).start()
-            code = supervise(process, stop, lite_server)
+                return 0
+            code = supervise(spawn(step, env), stop, lite_server, name)
             if code != 0 and not stop.is_set():
-                log.error("python %s exited with %s: stopping", " ".join(step), code)
                 return code
-        return 0
+        if stop.is_set():
+            return 0
+        gunicorn = spawn(GUNICORN, env)
+        threading.Thread(target=serve_then_train, args=(service_url(env), gunicorn, settings, args.train, started),
+                         daemon=True).start()
+        code = supervise(gunicorn, stop, lite_server, "gunicorn")
+        stop_leftovers(gunicorn)
+        return 0 if stop.is_set() else code
     except StartError as exc:
         log.error("%s", exc)
         return 1
@@ -82,29 +95,67 @@ def main(argv: list[str] | None = None) -> int:
             terminate(lite_server)
 
 
-def preparation_steps(args: argparse.Namespace) -> list[list[str]]:
-    """The module commands run before serving, in order."""
+def preparation_steps(args: argparse.Namespace, settings: Settings) -> list[tuple[str, list[str]]]:
+    """The named module commands run before serving, in order (interactions only into a store without events)."""
     steps = []
     if args.products:
-        steps.append(["-m", "seed", "--resume", "products", "--count", str(args.products)])
-    if args.users:
-        steps.append(["-m", "seed", "interactions", "--users", str(args.users)])
-    if args.train:
-        steps.append(["-m", "ncf", "train", "--source", "events"])
+        steps.append(("seed products", ["-m", "seed", "--resume", "products", "--count", str(args.products)]))
+    if args.users and not _has_events(settings):
+        steps.append(("seed interactions", ["-m", "seed", "interactions", "--users", str(args.users)]))
     return steps
 
 
+def _has_events(settings: Settings) -> bool:
+    from sqlalchemy import inspect
+
+    from .events import EventStore, make_engine
+
+    engine = make_engine(settings.resolved_database_url, settings.database_connect_timeout)
+    try:
+        if not inspect(engine).has_table("events"):
+            return False
+        return EventStore(engine, settings.event_weights, settings.popularity_half_life_days).count_events() > 0
+    finally:
+        engine.dispose()
+
+
+def serve_then_train(base_url: str, process: subprocess.Popen, settings: Settings, train: bool,
+                     started: float) -> None:
+    """Announce the service once it answers; then start NCF training behind it (POST /train)."""
+    try:
+        wait_until_healthy(base_url, process, timeout=600)
+    except (RuntimeError, TimeoutError) as exc:
+        log.warning("%s", exc)
+        return
+    log.info("the service is ready at %s (%.0f s after launch)", base_url, time.monotonic() - started)
+    if not train:
+        return
+    headers = {"X-API-Key": settings.api_key} if settings.api_key else {}
+    try:
+        response = requests.post(f"{base_url}/train", json={}, headers=headers, timeout=60)
+    except requests.RequestException as exc:
+        log.warning("could not start NCF training: %s", exc)
+        return
+    if response.status_code == 202:
+        log.info("NCF training in the background (job %s; GET /status shows it): recommendations are popular and "
+                 "content-based until its model is swapped in", response.json()["job_id"])
+    else:
+        log.warning("NCF training not started: %s %s", response.status_code, response.text[:500])
+
+
 def start_lite_server(settings: Settings, env: dict[str, str], stop: threading.Event) -> subprocess.Popen:
-    """`python -m app.milvus_server` over DATA_DIR on loopback, once it listens and has loaded the store."""
+    """`python -m app.milvus_server` over the settings' Lite file on loopback, once it listens and has loaded
+    the store."""
     port = settings.milvus_lite_port
     if _listening(port):
         raise StartError(f"port {port} is already in use: set MILVUS_LITE_PORT to a free port, "
                          "or MILVUS_URI to the Milvus listening there")
-    server = spawn(["-m", "app.milvus_server", "--data-dir", str(settings.data_dir.resolve()), "--host", LOOPBACK,
-                    "--port", str(port)], env)
+    server = spawn(["-m", "app.milvus_server", "--db-file", str(lite_file(settings.resolved_milvus_uri)),
+                    "--host", LOOPBACK, "--port", str(port)], env)
     for _ in range(int(LITE_START_SECONDS)):
         if server.poll() is not None:
-            raise StartError(f"the Milvus Lite server exited with {server.returncode} (its log is above)")
+            raise StartError(f"the Milvus Lite server exited with {server.returncode}; its last output:\n"
+                             f"{output_tail(server)}")
         if stop.is_set():
             return server
         if wait_for_port(LOOPBACK, port, 1.0):
@@ -121,7 +172,7 @@ def start_lite_server(settings: Settings, env: dict[str, str], stop: threading.E
 def _load_collections(uri: str) -> None:
     """Load every collection once, before the other processes connect: Milvus Lite answers no other call while
     it loads one (~13 s for 100,000 products), which would exceed their MILVUS_TIMEOUT."""
-    client = MilvusClient(uri=uri)
+    client = MilvusClient(uri=uri, grpc_options=GRPC_OPTIONS)
     try:
         for name in client.list_collections():
             client.load_collection(name)
@@ -133,14 +184,6 @@ def service_url(env: dict[str, str]) -> str:
     """Where gunicorn.conf.py binds (BIND, else loopback:PORT), as a URL this machine can reach."""
     host, port = (env.get("BIND") or f"{LOOPBACK}:{env.get('PORT', '8000')}").rsplit(":", 1)
     return f"http://{LOOPBACK if host in ('', '0.0.0.0', '[::]') else host}:{port}"
-
-
-def announce_when_healthy(base_url: str, process: subprocess.Popen) -> None:
-    try:
-        wait_until_healthy(base_url, process, timeout=600)
-        log.info("the service is ready at %s", base_url)
-    except (RuntimeError, TimeoutError) as exc:
-        log.warning("%s", exc)
 
 
 def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -171,8 +214,41 @@ def _listening(port: int) -> bool:
 
 
 def spawn(module_args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *module_args], cwd=ROOT, env=env, start_new_session=True,
-                            preexec_fn=_terminate_with_parent)
+    """`python MODULE_ARGS` in its own session; its output is copied to ours, its last lines kept (`.tail`)."""
+    process = subprocess.Popen([sys.executable, *module_args], cwd=ROOT, env=env, start_new_session=True,
+                               preexec_fn=_terminate_with_parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process.tail = collections.deque(maxlen=TAIL_LINES)
+    process.forwarder = threading.Thread(target=forward_output, args=(process,), daemon=True)
+    process.forwarder.start()
+    return process
+
+
+def forward_output(process: subprocess.Popen) -> None:
+    """Copy the child's output to this process's stdout as it comes; keep its last lines (progress bars'
+    carriage returns end a line) in `process.tail`."""
+    partial = b""
+    while chunk := os.read(process.stdout.fileno(), 65536):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        *lines, partial = (partial + chunk).replace(b"\r", b"\n").split(b"\n")
+        process.tail.extend(line.decode(errors="replace") for line in lines if line.strip())
+    if partial.strip():
+        process.tail.append(partial.decode(errors="replace"))
+    process.stdout.close()
+
+
+def output_tail(process: subprocess.Popen) -> str:
+    """The last lines the child printed (its descendants may hold the pipe open: wait a moment only)."""
+    process.forwarder.join(timeout=2)
+    return "\n".join(f"    {line}" for line in list(process.tail))
+
+
+def stop_leftovers(process: subprocess.Popen) -> None:
+    """SIGTERM whatever still runs in the exited `process`'s process group (a trainer a worker started)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _terminate_with_parent() -> None:
@@ -181,16 +257,22 @@ def _terminate_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def supervise(process: subprocess.Popen, stop: threading.Event, lite_server: subprocess.Popen | None) -> int:
-    """Wait for `process` to exit; stop it first on a stop request or if the Lite server dies."""
+def supervise(process: subprocess.Popen, stop: threading.Event, lite_server: subprocess.Popen | None,
+              name: str) -> int:
+    """Wait for step `name` to exit; stop it first on a stop request or if the Lite server dies. A step that
+    fails is named with its exit code and the end of its output."""
     while process.poll() is None:
         if stop.wait(0.5):
-            log.info("stopping")
+            log.info("stopping %s", name)
             return terminate(process)
         if lite_server is not None and lite_server.poll() is not None:
-            log.error("the Milvus Lite server exited with %s: stopping", lite_server.returncode)
+            log.error("the Milvus Lite server exited with %s; its last output:\n%s\nstopping %s",
+                      lite_server.returncode, output_tail(lite_server), name)
             terminate(process)
             return 1
+    if process.returncode != 0 and not stop.is_set():
+        log.error("step %r (python %s) exited with %s; its last output:\n%s", name, " ".join(process.args[1:]),
+                  process.returncode, output_tail(process))
     return process.returncode
 
 

@@ -36,6 +36,7 @@ class Settings:
     embedding_quantize: bool = False  # onnx: int8 dynamic quantisation of the exported model
     embedding_device: str = "auto"  # auto | cpu | cuda | mps (auto: an accelerator when torch sees one)
     training_device: str = "auto"  # the same, for `python -m ncf train`
+    encoder_cache_dir: str = ""  # where ONNX exports are cached; empty: DATA_DIR/encoders
     query_cache_size: int = 10000  # distinct query texts whose vectors a process keeps (0: none)
     sparse_mode: str = "bm25"
     index_type: str = "HNSW"
@@ -89,6 +90,10 @@ class Settings:
     @property
     def personalization_weights(self) -> dict[str, float]:
         return parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)
+
+    @property
+    def resolved_encoder_cache_dir(self) -> Path:
+        return Path(self.encoder_cache_dir) if self.encoder_cache_dir else Path(self.data_dir) / "encoders"
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -1,8 +1,12 @@
-"""Seeding throughput and GET /search latency on the embedded defaults.
+"""Encoder backends, seeding throughput and GET /search latency on the embedded defaults.
 
     python -m bench.search [--sizes 2000,100000] [--queries 200] [--seed-sample 2000] [--index-types FLAT,HNSW]
+                           [--backends torch,onnx,onnx-int8]
 
-Seeding (into an embedded Lite file) is compared with the raw model throughput on the same texts. Search
+Each encoder backend (as the service loads it: TORCH_THREADS threads) is measured in the same run on the same
+texts: the seeding pipeline's products/s (into an embedded Lite file), query encoding, the cosine of its
+vectors to torch's, and retrieval quality on a relevance set built from MovieLens tags (see
+`tag_relevance_set`). Search
 latency (through the Flask app, query encoding included, over the store served as `make run` serves it: see
 bench/stack.py) is compared with numpy exact search over the same vectors, all in the same run; the dense
 mode's recall@10 is measured against that exact search (active products only).
@@ -10,8 +14,10 @@ mode's recall@10 is measured against that exact search (active products only).
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
+from collections import defaultdict
 
 import numpy as np
 
@@ -19,36 +25,79 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import create_app  # noqa: E402
 from app.catalog import Product, embedding_text  # noqa: E402
-from app.embedding import load_encoder  # noqa: E402
-from app.indexing import DEFAULT_BATCH, chunked, index_products  # noqa: E402
+from app.indexing import index_products  # noqa: E402
 from app.resources import EXTENSION_KEY  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.store import LITE_INDEX_FALLBACKS, ProductStore, connect  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 
-from .common import bench_data_dir, percentiles, print_table, queries, timed  # noqa: E402
+from app.resources import Resources  # noqa: E402
+
+from .common import ROOT, bench_data_dir, percentiles, print_table, queries, timed  # noqa: E402
 from .stack import CATALOG_SEED, build_store, served_store  # noqa: E402
 
 MODES = ("hybrid", "dense", "sparse")
 TOP_K = 10
 
 
-def seeding_throughput(sample: int) -> list:
-    """Products/s of the seeding pipeline vs texts/s of the bare model on the same texts."""
-    data_dir = bench_data_dir("seeding")
-    shutil.rmtree(data_dir)
-    settings = Settings.from_env(data_dir=data_dir)
+BACKENDS = {"torch": {"embedding_backend": "torch"}, "onnx": {"embedding_backend": "onnx"},
+            "onnx-int8": {"embedding_backend": "onnx", "embedding_quantize": True}}
+MOVIELENS = ROOT.parent / "shared" / "data" / "movielens-latest-small"
+NOT_A_TOPIC = {"in netflix queue"}
+
+
+def tag_relevance_set(min_movies: int = 5) -> tuple[list[str], list[tuple[str, set[int]]]]:
+    """A relevance set from MovieLens: the documents are the tagged movies' titles and genres (not their tags),
+    each query is a tag given to at least `min_movies` movies, and those movies are its relevant documents."""
+    titles = {row["movieId"]: f"{row['title']}. {row['genres'].replace('|', ', ')}"
+              for row in csv.DictReader(open(MOVIELENS / "movies.csv", newline="", encoding="utf-8"))}
+    tagged = defaultdict(set)
+    for row in csv.DictReader(open(MOVIELENS / "tags.csv", newline="", encoding="utf-8")):
+        tagged[row["tag"].strip().lower()].add(row["movieId"])
+    movies = sorted({movie for movie_ids in tagged.values() for movie in movie_ids if movie in titles})
+    index = {movie: i for i, movie in enumerate(movies)}
+    topics = [(tag, {index[m] for m in ids if m in index}) for tag, ids in sorted(tagged.items())
+              if len(ids) >= min_movies and tag not in NOT_A_TOPIC]
+    return [titles[movie] for movie in movies], topics
+
+
+def encoder_backends(sample: int, backends: list[str]) -> list[list]:
+    """One row per backend (see the module doc); ratios to the first backend (torch)."""
     products = [Product.model_validate(r) for r in generate_products(sample, seed=CATALOG_SEED)]
     texts = [embedding_text(product) for product in products]
-    encoder = load_encoder(settings)
-    encoder.encode_documents(texts[:128])  # warm-up
-    raw_s = timed(lambda: [encoder.encode_documents(batch) for batch in chunked(texts, DEFAULT_BATCH)]) / 1000
-    store = ProductStore(connect(settings), settings, encoder.dimension)
-    store.ensure_collection()
-    seed_s = timed(lambda: (index_products(products, store, encoder), store.flush())) / 1000
-    store.client.close()
-    raw, seeded = sample / raw_s, sample / seed_s
-    return [sample, round(raw, 1), round(seeded, 1), round(seeded / raw, 3)]
+    documents, topics = tag_relevance_set()
+    rows, reference = [], None
+    for backend in backends:
+        data_dir = bench_data_dir(f"seeding-{backend}")
+        shutil.rmtree(data_dir / "milvus.db", ignore_errors=True)
+        settings = Settings.from_env(data_dir=data_dir, query_cache_size=0, **BACKENDS[backend])
+        res = Resources(settings)
+        encoder = res.encoder
+        encoder.encode_documents(texts[:64])  # warm-up
+        vectors = encoder.encode_documents(texts[:256])
+        seed_ms = timed(lambda: (index_products(products, res.products, encoder), res.products.flush()))
+        res.client.close()
+        encode_ms = [timed(lambda t=t: encoder.encode_query(t)) for t in queries(200)]
+        doc_vectors = encoder.encode_documents(documents)
+        ndcg, recall = tag_retrieval(encoder, doc_vectors, topics)
+        reference = reference or (vectors, sample / seed_ms, percentiles(encode_ms)["p50"])
+        p50 = percentiles(encode_ms)["p50"]
+        rows.append([backend, round(sample / seed_ms * 1000, 1), round(sample / seed_ms / reference[1], 2),
+                     p50, round(reference[2] / p50, 2), f"{(vectors * reference[0]).sum(1).min():.4f}",
+                     f"{ndcg:.4f}", f"{recall:.4f}"])
+    return rows
+
+
+def tag_retrieval(encoder, doc_vectors: np.ndarray, topics: list[tuple[str, set[int]]]) -> tuple[float, float]:
+    """Mean nDCG@10 and recall@100 of exact dense search over the relevance set."""
+    discounts = 1 / np.log2(np.arange(2, 12))
+    ndcgs, recalls = [], []
+    for tag, relevant in topics:
+        ranked = np.argsort(-(doc_vectors @ encoder.encode_query(tag)))[:100]
+        gains = np.array([int(i) in relevant for i in ranked[:10]], float)
+        ndcgs.append((gains @ discounts) / discounts[:min(len(relevant), 10)].sum())
+        recalls.append(len(relevant & set(ranked.tolist())) / len(relevant))
+    return float(np.mean(ndcgs)), float(np.mean(recalls))
 
 
 def search_latency(size: int, n_queries: int, index_type: str) -> list[list]:
@@ -117,13 +166,19 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed-sample", type=int, default=2000)
     parser.add_argument("--index-types", default="FLAT,HNSW", help="INDEX_TYPE values (HNSW is IVF_FLAT on Lite)")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="the first is the baseline of the ratios")
     args = parser.parse_args()
 
+    documents, topics = tag_relevance_set()
     print_table(
-        "Seeding throughput (same texts, same run)",
-        ["products", "raw model texts/s", "seeding products/s", "seeding / raw"],
-        [seeding_throughput(args.seed_sample)],
+        f"Encoder backends, same run ({args.seed_sample} mock products seeded; query encoding of 200 queries; "
+        f"relevance: {len(topics)} MovieLens tags over {len(documents)} tagged movies' titles and genres)",
+        ["backend", "seeding products/s", "× first", "query encoding p50 ms", "× first", "min cosine to first",
+         "nDCG@10", "recall@100"],
+        encoder_backends(args.seed_sample, args.backends.split(",")),
     )
+    if not args.sizes:
+        return
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         for index_type in args.index_types.split(","):

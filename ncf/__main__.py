@@ -21,6 +21,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from app.devices import resolve_device
+from app.settings import DEVICES
+
 from .baselines import MF_CONFIG, MatrixFactorization, TopPop
 from .data import (
     PRODUCT_ATTRIBUTES, Interactions, from_event_store, from_movielens, latest_event_row, movielens_genres,
@@ -62,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("negatives", int), ("l2", float), ("seed", int), ("patience", int)):
         train_parser.add_argument(f"--{name}", type=kind, help=f"default {getattr(TrainConfig, name.replace('-', '_'))}")
     train_parser.add_argument("--threads", type=int, help="torch threads (default $OMP_NUM_THREADS, else every core)")
+    train_parser.add_argument("--device", choices=DEVICES, help="auto|cpu|cuda|mps (default: TRAINING_DEVICE, auto)")
     train_parser.add_argument("--layers", type=lambda text: tuple(int(size) for size in text.split(",")),
                               help="MLP layer sizes, e.g. 128,64,32")
     train_parser.add_argument("--no-refit", dest="refit", action="store_false", default=None,
@@ -86,6 +90,7 @@ def train(args: argparse.Namespace) -> Path:
     """
     overrides = {name: value for name, value in vars(args).items()
                  if value is not None and name in TrainConfig.__dataclass_fields__}
+    overrides["device"] = resolve_device(args.device or _settings().training_device)
     config = replace(TrainConfig(), **{**SOURCE_DEFAULTS.get(args.source, {}), **overrides})
     interactions, source = _load_source(args.source, args.path, args.database_url)
     split = split_data(interactions, config)

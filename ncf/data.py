@@ -137,10 +137,13 @@ def product_attributes(settings=None) -> dict[str, list[str]]:
 
     settings = settings or Settings.from_env()
     client = connect(settings)
-    store = ProductStore(client, settings, dimension=0)  # only scanned: the vector dimension is not used
-    if not client.has_collection(store.collection):
-        return {}
-    rows = store.scan(["product_id", *PRODUCT_ATTRIBUTES])
+    try:  # closed at once: an idle client would keep the connection (and its keepalive pings) during training
+        store = ProductStore(client, settings, dimension=0)  # only scanned: the vector dimension is not used
+        if not client.has_collection(store.collection):
+            return {}
+        rows = store.scan(["product_id", *PRODUCT_ATTRIBUTES])
+    finally:
+        client.close()
     return {row["product_id"]: [f"{field}={row[field]}" for field in PRODUCT_ATTRIBUTES if row.get(field)]
             for row in rows}
 

@@ -116,12 +116,13 @@ class NeuMF(nn.Module):
         """Logits for index pairs, as float32 numpy (evaluation mode, no gradients)."""
         was_training = self.training
         self.eval()
-        users_t = torch.as_tensor(np.asarray(users), dtype=torch.long)
-        items_t = torch.as_tensor(np.asarray(items), dtype=torch.long)
+        device = next(self.parameters()).device  # the training device while it validates
+        users_t = torch.as_tensor(np.asarray(users), dtype=torch.long, device=device)
+        items_t = torch.as_tensor(np.asarray(items), dtype=torch.long, device=device)
         scores = torch.cat([self(users_t[start:start + batch_size], items_t[start:start + batch_size])
                             for start in range(0, len(users_t), batch_size)]) if len(users_t) else torch.empty(0)
         self.train(was_training)
-        return scores.numpy()
+        return scores.cpu().numpy()
 
     def hyperparameters(self) -> dict:
         return {"n_users": self.n_users, "n_items": self.n_items, "embed_dim": self.embed_dim,

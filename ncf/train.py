@@ -44,6 +44,7 @@ class TrainConfig:
     eval_negatives: int = 99
     split_seed: int = 0  # seeds the evaluation negatives; fixed across training seeds
     threads: int | None = None  # torch threads; None: $OMP_NUM_THREADS, else every core this process may use
+    device: str = "cpu"  # torch device trained on (`python -m ncf train`: TRAINING_DEVICE); models end on the CPU
     progress: bool = True
     refit: bool = True  # serve weights retrained on every interaction (`refit`), not the evaluation run's
     item_features: bool = True  # `python -m ncf train` gives NeuMF the source's item attributes (see ItemFeatures)
@@ -156,7 +157,7 @@ def train_model(model: nn.Module, split: Split, config: TrainConfig) -> History:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.eval().cpu()
     history.train_seconds = time.perf_counter() - started
     return history
 
@@ -175,7 +176,7 @@ def train_on_schedule(model: nn.Module, interactions: Interactions, learning_rat
         loss = trainer.run_epoch()
         history.epochs.append({"epoch": epoch, "loss": loss, "lr": lr, "seconds": time.perf_counter() - epoch_started})
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}")
-    model.eval()
+    model.eval().cpu()
     history.train_seconds = time.perf_counter() - started
     return history
 
@@ -187,7 +188,7 @@ class _EpochTrainer:
         torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
                               or len(os.sched_getaffinity(0)))
         seed_everything(config.seed)
-        self.model, self.config, self.n_items = model, config, train.n_items
+        self.model, self.config, self.n_items = model.to(config.device), config, train.n_items
         self.rng = np.random.default_rng(config.seed)
         counts = np.bincount(train.users, minlength=train.n_users)
         trainable = counts[train.users] < train.n_items  # a user who touched every item has no negatives
@@ -199,8 +200,8 @@ class _EpochTrainer:
     def run_epoch(self) -> float:
         """One pass; the mean training loss."""
         config = self.config
-        users, items, labels, weights = _epoch_samples(self.users, self.items, self.weights, self.positive_keys,
-                                                       self.n_items, config.negatives, self.rng)
+        users, items, labels, weights = (tensor.to(config.device) for tensor in _epoch_samples(
+            self.users, self.items, self.weights, self.positive_keys, self.n_items, config.negatives, self.rng))
         self.model.train()
         total_loss = 0.0
         for start in range(0, len(users), config.batch_size):

@@ -10,7 +10,7 @@ import sys
 from app.resources import Resources
 from app.settings import Settings
 
-from .importers import PRESETS, parse_mapping, read_catalog, read_movielens
+from .importers import PRESETS, count_rows, parse_mapping, read_catalog, read_movielens
 from .interactions import generate_interactions, read_movielens_ratings, write_events_csv
 from .loader import SeedReport, catalogue_products, seed_events, seed_products
 from .mock_catalog import generate_products
@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seed", description=__doc__)
     parser.add_argument("--resume", action="store_true", help="skip products already stored (no re-embedding)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="encoder threads (default: every core this process may use)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     products = commands.add_parser("products", help="a realistic mock catalogue, deterministic for a seed")
@@ -46,8 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    res = Resources(Settings.from_env())
+    res = Resources(Settings.from_env(torch_threads=args.threads))
+    try:
+        return run(args, res)
+    finally:
+        res.close()
 
+
+def run(args: argparse.Namespace, res: Resources) -> int:
+    """The seeding command `args.command` into `res`'s stores."""
     if args.command == "interactions":
         events = list(generate_interactions(
             catalogue_products(res.products), args.users, args.min_events, args.max_events, args.days, args.seed,
@@ -64,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         options = copy.deepcopy(PRESETS[args.preset]) if args.preset else {}
         options["mapping"] = {**options.get("mapping", {}), **(parse_mapping(args.mapping) if args.mapping else {})}
         records = read_catalog(args.file, **options)
+        total = count_rows(args.file)
     else:
         records = read_movielens(args.dir)
+        total = count_rows(os.path.join(args.dir, "movies.csv"))
     _print_report("products", seed_products(records, res, total, args.resume, args.batch_size), res)
     if args.command == "movielens" and not args.no_ratings:
-        _print_report("events", seed_events(read_movielens_ratings(args.dir), res), res)
+        ratings = os.path.join(args.dir, "ratings.csv")
+        _print_report("events", seed_events(read_movielens_ratings(args.dir), res, count_rows(ratings)), res)
     return 0
 
 

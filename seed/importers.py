@@ -141,6 +141,11 @@ def _build_records(rows: Iterator[dict], sources: dict, defaults: dict, stats: I
         yield record
 
 
+def count_rows(path: str | Path) -> int:
+    """The number of rows (records) of a ``.csv`` or JSON-lines file, read once: the total of a progress bar."""
+    return sum(1 for _ in _open_rows(Path(path))[0])
+
+
 def _open_rows(path: Path) -> tuple[Iterator[dict], list[str]]:
     """The rows of ``path`` (read lazily) and its column names."""
     suffix = path.suffix.lower()

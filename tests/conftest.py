@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One ONNX export of the encoder for every test and the services they start (it is keyed by the model's files)
+os.environ.setdefault("ENCODER_CACHE_DIR", os.path.join(tempfile.gettempdir(), "hybrid-search-test-encoders"))
 
 import pytest  # noqa: E402
 
@@ -22,7 +25,8 @@ CATALOG_SEED = 42
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
     # Popularity read fresh: the tests post events and look at /popular at once (the cache: test_recommendations)
-    return Settings.from_env({}, data_dir=tmp_path_factory.mktemp("data"), popular_cache_seconds=0)
+    return Settings.from_env({}, data_dir=tmp_path_factory.mktemp("data"), popular_cache_seconds=0,
+                             encoder_cache_dir=os.environ["ENCODER_CACHE_DIR"])
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,11 @@ from typing import Literal
 from flask import Blueprint
 from pydantic import Field
 
+from ..devices import resolve_device
+from ..embedding import vector_space
 from ..requests import ResponseModel, operation
 from ..resources import resources
+from ..training_jobs import ACTIVE
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -22,6 +25,15 @@ class Health(ResponseModel):
 class ModelInfo(ResponseModel):
     name: str
     dimension: int
+    backend: str = Field(description="EMBEDDING_BACKEND: torch, onnx or openvino")
+    precision: Literal["fp32", "int8"]
+    device: str = Field(description="where the encoder runs (EMBEDDING_DEVICE resolved)")
+
+
+class Recommendations(ResponseModel):
+    ncf_model: str | None = Field(description="the NCF model served (None: popular and content-based only)")
+    training: bool = Field(description="an NCF model is being trained (its job: GET /train)")
+    training_job: str | None = Field(None, description="the queued or running training job")
 
 
 class StoreLocation(ResponseModel):
@@ -37,6 +49,7 @@ class ServiceStatus(ResponseModel):
     events: int
     database: DatabaseLocation
     model: ModelInfo
+    recommendations: Recommendations
     sparse_mode: str
     index_type: str
     store: StoreLocation
@@ -63,14 +76,20 @@ def health():
 @bp.get("/status")
 @operation({200: ServiceStatus})
 def status():
-    """Row counts, model, sparse mode, index type and store location (no secrets)."""
+    """Row counts, encoder, NCF model (and whether one is training), sparse mode, index type and store location
+    (no secrets)."""
     res = resources()
     settings = res.settings
+    active = next((job for job in res.training_jobs.latest(1) if job["status"] in ACTIVE), None)
+    space = vector_space(settings)
     return {
         "collections": {settings.products_collection: res.products.count(), settings.users_collection: res.users.count()},
         "events": res.events.count_events(),
         "database": {"url": settings.public_database_url},
-        "model": {"name": settings.embedding_model, "dimension": res.encoder.dimension},
+        "model": {"name": settings.embedding_model, "dimension": res.encoder.dimension, "backend": space["backend"],
+                  "precision": space["precision"], "device": resolve_device(settings.embedding_device)},
+        "recommendations": {"ncf_model": res.served_model.version, "training": active is not None,
+                            "training_job": active and active["job_id"]},
         "sparse_mode": settings.sparse_mode,
         "index_type": res.products.dense_index_type,
         "store": {"uri": settings.public_milvus_uri},
