@@ -6,14 +6,21 @@ SEED_COUNT ?= 2000
 INTERACTION_USERS ?= 500
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install seed train run test bench
+.PHONY: install install-test seed train run test test-quick bench
 
+# The runtime (requirements.txt, what the Docker image installs); the tests add requirements-test.txt.
 install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 
 seed: install
@@ -27,8 +34,13 @@ train: install
 run: install
 	$(BIN)/python -m app.service --products $(SEED_COUNT) --users $(INTERACTION_USERS)
 
-test: install
+# Every tier: tests/unit, tests/integration and tests/system (gunicorn, faults, browser, compose); CI runs this.
+test: install-test
 	$(BIN)/python -m pytest
+
+# Unit and integration tiers only (no gunicorn, browser or fault injection).
+test-quick: install-test
+	$(BIN)/python -m pytest tests/unit tests/integration
 
 bench: install
 	$(BIN)/python -m bench.search

@@ -10,7 +10,8 @@ import tempfile
 
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Worker processes. An embedded Milvus Lite file (no MILVUS_URI) can be opened by one process only: 1 worker
-# then; 2 when MILVUS_URI names a server. Each worker holds its own models (~780 MB RSS with NCF, see README).
+# then; 2 when MILVUS_URI names a server. Each worker holds its own models (~780 MB RSS with NCF, see
+# docs/operations.md).
 workers = int(os.environ.get("WEB_CONCURRENCY") or (2 if os.environ.get("MILVUS_URI") else 1))
 # Threads per worker (gthread): requests wait on Milvus and SQL much of their time.
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))

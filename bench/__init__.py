@@ -1,1 +1,1 @@
-"""Benchmarks, run by hand (see README). They print tables; nothing here is a test."""
+"""Benchmarks, run by hand (see docs/benchmarks.md). They print tables; nothing here is a test."""

@@ -8,13 +8,23 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
+
+import pytest
 
 from app.service import free_port, wait_until_healthy  # noqa: F401 (also used by the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The read-only shared data sets live beside the checkout (../shared/data), or where SHARED_DATA_DIR says.
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A test's outside dependency (Chromium, PostgreSQL) is absent: skip locally, fail under CI (CI=true),
+    where it must be there."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI={os.environ['CI']}: required)")
+    pytest.skip(reason)
 
 
 def service_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -1,33 +1,16 @@
 """The service under a real gunicorn on loopback, configured by gunicorn.conf.py."""
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import requests
 
-from tests.helpers import ROOT, free_port, service_env, wait_until_healthy
+from tests.helpers import gunicorn_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    env = service_env(tmp_path / "data", PORT=str(port), GUNICORN_ACCESS_LOG="")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(
-        [str(gunicorn), "-c", "gunicorn.conf.py", "app:create_app()"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gunicorn.log", "w"),
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base_url, process)
+    with gunicorn_server(tmp_path / "data", tmp_path / "gunicorn.log") as base_url:
         yield base_url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, (tmp_path / "gunicorn.log").read_text()[-3000:]
 
 
 def test_seed_search_and_errors_through_gunicorn(server):

@@ -1,11 +1,8 @@
 """The web page at / in headless Chromium (Selenium), against a real gunicorn over a seeded data dir.
 
 Screenshots go to test-artifacts/web-ui/. Chromium and its driver are Debian packages (.ci/run installs
-them); without them the test fails, it does not skip.
+them); without them the test skips locally and fails under CI=true.
 """
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,7 +14,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.helpers import ROOT, free_port, run_module, service_env, wait_until_healthy
+from tests.helpers import ROOT, gunicorn_server, run_module, service_env, unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +29,7 @@ PHONE_WIDTH = 375
 def browser(tmp_path_factory):
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
     if missing:
-        pytest.fail(f"the browser test needs {' and '.join(missing)}: "
+        unavailable(f"the browser test needs {' and '.join(missing)}: "
                     "apt-get install -y chromium chromium-driver (.ci/run does)")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
@@ -52,23 +49,12 @@ def browser(tmp_path_factory):
 def server(tmp_path_factory):
     """gunicorn on loopback, started once the seed CLI has finished (a Milvus Lite dir takes one process)."""
     tmp = tmp_path_factory.mktemp("web-ui")
-    port = free_port()
-    env = service_env(tmp / "data", PORT=str(port), GUNICORN_ACCESS_LOG="")
+    env = service_env(tmp / "data")
     for args in (("products", "--count", "300"), ("interactions", "--users", "20", "--min", "5", "--max", "12")):
         seeded = run_module("seed", *args, env=env)
         assert seeded.returncode == 0, seeded.stderr[-3000:]
-    log = tmp / "gunicorn.log"
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py", "app:create_app()"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base_url, process)
+    with gunicorn_server(tmp / "data", tmp / "gunicorn.log") as base_url:
         yield base_url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import time
 
 from app.milvus_filters import ProductFilter
 from app.recommend import Recommender
-from tests.test_events import active_products
+from tests.integration.test_events import active_products
 
 
 def post(client, user_id, products, event_type="view"):

@@ -1,7 +1,7 @@
 """ncf/: data and split, negative sampling, metrics, NeuMF vs TopPop on planted clusters, item features, save/load, CLI.
 
 Small generated data only (no Milvus, no text model); run alone with
-`python -m pytest tests/test_ncf.py -q -p no:cacheprovider --noconftest`.
+`python -m pytest tests/unit/test_ncf.py -q -p no:cacheprovider --noconftest`.
 """
 from __future__ import annotations
 
