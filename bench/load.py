@@ -1,10 +1,12 @@
 """Load benchmark: a real gunicorn on loopback, 1, 2 and 4 workers over the 100k-product store.
 
     python -m bench.load [--products 100000] [--users 5000] [--workers 1,2,4] [--seconds 30] [--clients 8]
+                         [--backends onnx,torch]
 
 The store is the benchmarks' one (bench/stack.py: 100k mock products, the mock interactions of `--users`
 users, an NCF model trained on them; what is missing is built once), served by the Milvus Lite server, and
-gunicorn is started as `python -m app.service` starts them (gunicorn.conf.py). For each worker count,
+gunicorn is started as `python -m app.service` starts them (gunicorn.conf.py). For each encoder backend
+(EMBEDDING_BACKEND; their fp32 vectors share one store) and worker count,
 `--clients` threads (keep-alive connections) send requests back to back for `--seconds`, after a warm-up:
 search 60% (`GET /search`, hybrid), recommendations 30% (`GET /users/<id>/recommendations`, hybrid) and
 events 10% (`POST /events`, one view each). Reported: throughput, latency percentiles (all requests and per
@@ -70,11 +72,11 @@ class Client:
         return self.session.post(f"{self.base_url}/events", json=event, timeout=60)
 
 
-def measure(workers: int, settings: Settings, args: argparse.Namespace, lite_server_pid: int) -> list:
-    """One table row: gunicorn with `workers` workers under the mixed load."""
+def measure(backend: str, workers: int, settings: Settings, args: argparse.Namespace, lite_server_pid: int) -> list:
+    """One table row: gunicorn with `workers` workers encoding with `backend` under the mixed load."""
     port = free_port()
     gunicorn = spawn(GUNICORN, service_env(settings, PORT=str(port), WEB_CONCURRENCY=str(workers),
-                                           GUNICORN_ACCESS_LOG=""))
+                                           GUNICORN_ACCESS_LOG="", EMBEDDING_BACKEND=backend))
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base_url, gunicorn)
@@ -92,7 +94,7 @@ def measure(workers: int, settings: Settings, args: argparse.Namespace, lite_ser
         terminate(gunicorn)
     overall = percentiles([ms for _, ms, _ in samples])
     by_kind = {kind: percentiles([ms for k, ms, _ in samples if k == kind]) for kind in MIX}
-    return [workers, args.clients, len(samples), round(len(samples) / elapsed, 1), overall["p50"], overall["p95"],
+    return [backend, workers, args.clients, len(samples), round(len(samples) / elapsed, 1), overall["p50"], overall["p95"],
             overall["p99"], sum(not ok for *_, ok in samples), *(by_kind[kind]["p99"] for kind in MIX),
             round(100 * in_milvus / in_requests), round(max(worker_rss)), round(lite_rss)]
 
@@ -133,16 +135,18 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured per worker count")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--backends", default="onnx,torch", help="EMBEDDING_BACKEND values (fp32), one row each")
     args = parser.parse_args()
 
     with served_store(args.products) as (settings, lite_server):
         model = prepare_store(settings, args.products, args.users)
-        rows = [measure(int(workers), settings, args, lite_server.pid) for workers in args.workers.split(",")]
+        rows = [measure(backend, int(workers), settings, args, lite_server.pid)
+                for backend in args.backends.split(",") for workers in args.workers.split(",")]
     print_table(
         f"Mixed load through gunicorn ({args.products:,} products, {args.users:,} users; search 60%, "
         f"recommendations 30%, events 10%; {args.seconds:.0f} s per row; NCF model {model}; QUERY_CACHE_SIZE="
         f"{settings.query_cache_size}, POPULAR_CACHE_SECONDS={settings.popular_cache_seconds:g}; latencies in ms)",
-        ["workers", "clients", "requests", "requests/s", "p50", "p95", "p99", "errors", "search p99",
+        ["backend", "workers", "clients", "requests", "requests/s", "p50", "p95", "p99", "errors", "search p99",
          "recommendations p99", "events p99", "time in Milvus %", "RSS per worker MB (max)", "Milvus Lite RSS MB"],
         rows,
     )

@@ -1,0 +1,64 @@
+"""The first run as `make run` does it (`python -m app.service`): it answers once seeded, trains NCF behind the
+running service and swaps the model in; a failing step is named with its exit code and output; seeding a file
+shows a progress bar with its total and a rate."""
+import csv
+import signal
+import time
+
+import pytest
+import requests
+
+from tests.helpers import free_port, run_module, service_env, wait_until_healthy
+from tests.system.test_serving_stack import descendants, start_service, wait_until_gone
+
+pytestmark = pytest.mark.slow
+
+
+def test_serves_before_training_then_swaps_the_trained_model_in(tmp_path):
+    service, base_url, lite_port = start_service(tmp_path, "--products", "80", "--users", "30")
+    log = tmp_path / "service.log"
+    try:
+        wait_until_healthy(base_url, service, timeout=600)
+        processes = descendants(service.pid)
+        status = requests.get(f"{base_url}/status", timeout=30).json()
+        assert status["recommendations"]["ncf_model"] is None  # no model yet: served without one
+        assert requests.get(f"{base_url}/search", params={"q": "tea"}, timeout=60).status_code == 200
+        recommended = requests.get(f"{base_url}/users/u00001/recommendations", timeout=60)
+        assert recommended.status_code == 200 and recommended.json()["results"], recommended.text
+        deadline, seen_training = time.monotonic() + 600, False
+        while time.monotonic() < deadline:  # the launcher starts the job right after the service answers
+            recommendations = requests.get(f"{base_url}/status", timeout=30).json()["recommendations"]
+            seen_training |= recommendations["training"]
+            if recommendations["ncf_model"]:
+                break
+            time.sleep(1)
+        assert seen_training and recommendations["ncf_model"], log.read_text()[-3000:]
+        (job,) = requests.get(f"{base_url}/train", timeout=30).json()["jobs"]
+        assert job["status"] == "succeeded" and recommendations["ncf_model"] in job["model_dir"]
+        assert "NCF training in the background" in log.read_text()
+    finally:
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(timeout=120)
+    assert code == 0, log.read_text()[-3000:]
+    wait_until_gone(processes, lite_port)
+
+
+def test_a_failing_step_is_named_with_its_exit_code_and_output(tmp_path):
+    env = service_env(tmp_path / "data", EMBEDDING_MODEL=str(tmp_path / "no-such-model"),
+                      MILVUS_LITE_PORT=str(free_port()), PORT=str(free_port()))
+    failed = run_module("app.service", "--products", "5", "--users", "0", env=env)
+    assert failed.returncode != 0
+    assert "step 'seed products' (python -m seed --resume products --count 5) exited with 1" in failed.stderr, \
+        failed.stderr[-3000:]
+    assert "its last output:" in failed.stderr and "no-such-model" in failed.stderr.split("its last output:")[1]
+
+
+def test_seeding_a_file_shows_its_total_and_a_rate(tmp_path):
+    catalogue = tmp_path / "catalogue.csv"
+    with open(catalogue, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["product_id", "name", "category", "price"])
+        writer.writerows([f"c{i}", f"Green tea number {i}", "Tea", "3.5"] for i in range(12))
+    seeded = run_module("seed", "catalog", str(catalogue), env=service_env(tmp_path / "data"))
+    assert seeded.returncode == 0, seeded.stderr[-3000:]
+    assert "12/12" in seeded.stderr and "product/s" in seeded.stderr, seeded.stderr[-2000:]
