@@ -6,8 +6,8 @@ Without MILVUS_URI, the embedded store ($DATA_DIR/milvus.db), or the Lite file M
 served on loopback by `python -m app.milvus_server` (port MILVUS_LITE_PORT) and MILVUS_URI is set to it, so
 the seed scripts, the trainer and every gunicorn worker share that one store. A MILVUS_URI naming a server is
 used as it is.
-Then, one after the other: seed the mock catalogue (--resume), seed the mock interactions (unless the store
-already has events), and serve with gunicorn (gunicorn.conf.py: 2 workers over a Milvus server). Search and
+Then, one after the other: seed the mock catalogue (--resume), seed the mock interactions (same event ids:
+stored ones are skipped), and serve with gunicorn (gunicorn.conf.py: 2 workers over a Milvus server). Search and
 popular/content recommendations answer at once; NCF trains behind the running service as a background job
 (POST /train, app/training_jobs.py; GET /status shows it), and the workers swap its model in when it is ready.
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.service", description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=2000, help="mock products to seed (0: none)")
     parser.add_argument("--users", type=int, default=500, help="users whose mock interactions to seed (0: none)")
-    parser.add_argument("--no-train", dest="train", action="store_false", help="do not train NCF before serving")
+    parser.add_argument("--no-train", dest="train", action="store_false", help="do not train NCF behind the service")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if lite_file(settings.resolved_milvus_uri):
             lite_server = start_lite_server(settings, env, stop)
             env["MILVUS_URI"] = f"http://{LOOPBACK}:{settings.milvus_lite_port}"
-        for name, step in preparation_steps(args, settings):
+        for name, step in preparation_steps(args):
             if stop.is_set():
                 return 0
             code = supervise(spawn(step, env), stop, lite_server, name)
@@ -95,28 +95,14 @@ def main(argv: list[str] | None = None) -> int:
             terminate(lite_server)
 
 
-def preparation_steps(args: argparse.Namespace, settings: Settings) -> list[tuple[str, list[str]]]:
-    """The named module commands run before serving, in order (interactions only into a store without events)."""
+def preparation_steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The named module commands run before serving, in order (both resume: a re-run skips what is stored)."""
     steps = []
     if args.products:
         steps.append(("seed products", ["-m", "seed", "--resume", "products", "--count", str(args.products)]))
-    if args.users and not _has_events(settings):
+    if args.users:
         steps.append(("seed interactions", ["-m", "seed", "interactions", "--users", str(args.users)]))
     return steps
-
-
-def _has_events(settings: Settings) -> bool:
-    from sqlalchemy import inspect
-
-    from .events import EventStore, make_engine
-
-    engine = make_engine(settings.resolved_database_url, settings.database_connect_timeout)
-    try:
-        if not inspect(engine).has_table("events"):
-            return False
-        return EventStore(engine, settings.event_weights, settings.popularity_half_life_days).count_events() > 0
-    finally:
-        engine.dispose()
 
 
 def serve_then_train(base_url: str, process: subprocess.Popen, settings: Settings, train: bool,

@@ -100,10 +100,11 @@ def tag_retrieval(encoder, doc_vectors: np.ndarray, topics: list[tuple[str, set[
     return float(np.mean(ndcgs)), float(np.mean(recalls))
 
 
-def search_latency(size: int, n_queries: int, index_type: str) -> list[list]:
-    """The rows of one catalogue size and dense index type (the store's index is rebuilt if it has another);
-    query encoding with the service's own encoder (TORCH_THREADS), every query encoded (no query cache)."""
-    with served_store(size, index_type=index_type, query_cache_size=0) as (settings, _lite_server):
+def search_latency(size: int, n_queries: int, index_type: str, backend: str) -> list[list]:
+    """The rows of one catalogue size, dense index type (the store's index is rebuilt if it has another) and
+    EMBEDDING_BACKEND; query encoding with the service's own encoder (TORCH_THREADS), every query encoded (no
+    query cache)."""
+    with served_store(size, index_type=index_type, query_cache_size=0, embedding_backend=backend) as (settings, _):
         app = create_app({"SETTINGS": settings})
         res = app.extensions[EXTENSION_KEY]
         try:
@@ -119,7 +120,8 @@ def search_latency(size: int, n_queries: int, index_type: str) -> list[list]:
 def measure_search(app, size: int, n_queries: int, encoder, products: list[Product], vectors: np.ndarray
                    ) -> list[list]:
     client = app.test_client()
-    index = client.get("/status").json["index_type"]
+    status = client.get("/status").json
+    index, backend = status["index_type"], status["model"]["backend"]
     texts = queries(n_queries)
     query_vectors = np.stack([encoder.encode_query(text) for text in texts])
     exact_ms = [timed(lambda q=q: np.argpartition(-(vectors @ q), 10)[:10]) for q in query_vectors]
@@ -134,10 +136,8 @@ def measure_search(app, size: int, n_queries: int, encoder, products: list[Produ
         stats = percentiles(samples)
         exact = percentiles(exact_ms)
         recall = dense_recall(products, vectors, query_vectors, found) if mode == "dense" else "-"
-        rows.append([
-            size, index, mode, stats["p50"], stats["p95"], stats["p99"], recall, percentiles(encode_ms)["p50"],
-            exact["p50"], round(stats["p50"] / exact["p50"], 1),
-        ])
+        rows.append([size, index, backend, mode, stats["p50"], stats["p95"], stats["p99"], recall,
+                     percentiles(encode_ms)["p50"], exact["p50"], round(stats["p50"] / exact["p50"], 1)])
     return rows
 
 
@@ -164,28 +164,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="2000,100000")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--seed-sample", type=int, default=2000)
+    parser.add_argument("--seed-sample", type=int, default=2000, help="0: no encoder backends table")
     parser.add_argument("--index-types", default="FLAT,HNSW", help="INDEX_TYPE values (HNSW is IVF_FLAT on Lite)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="the first is the baseline of the ratios")
+    parser.add_argument("--search-backends", default="onnx,torch", help="EMBEDDING_BACKEND of the latency rows")
     args = parser.parse_args()
 
-    documents, topics = tag_relevance_set()
-    print_table(
-        f"Encoder backends, same run ({args.seed_sample} mock products seeded; query encoding of 200 queries; "
-        f"relevance: {len(topics)} MovieLens tags over {len(documents)} tagged movies' titles and genres)",
-        ["backend", "seeding products/s", "× first", "query encoding p50 ms", "× first", "min cosine to first",
-         "nDCG@10", "recall@100"],
-        encoder_backends(args.seed_sample, args.backends.split(",")),
-    )
+    if args.seed_sample:
+        documents, topics = tag_relevance_set()
+        print_table(
+            f"Encoder backends, same run ({args.seed_sample} mock products seeded; query encoding of 200 queries; "
+            f"relevance: {len(topics)} MovieLens tags over {len(documents)} tagged movies' titles and genres)",
+            ["backend", "seeding products/s", "× first", "query encoding p50 ms", "× first", "min cosine to first",
+             "nDCG@10", "recall@100"],
+            encoder_backends(args.seed_sample, args.backends.split(",")),
+        )
     if not args.sizes:
         return
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         for index_type in args.index_types.split(","):
-            rows += search_latency(size, args.queries, index_type)
+            for backend in args.search_backends.split(","):
+                rows += search_latency(size, args.queries, index_type, backend)
     print_table(
         f"GET /search latency, ms ({args.queries} queries, single client, in-process app, Milvus Lite server)",
-        ["products", "dense index", "mode", "p50", "p95", "p99", "dense recall@10", "query encoding p50",
+        ["products", "dense index", "encoder", "mode", "p50", "p95", "p99", "dense recall@10", "query encoding p50",
          "numpy exact p50", "p50 / numpy"],
         rows,
     )

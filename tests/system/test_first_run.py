@@ -29,7 +29,7 @@ def test_serves_before_training_then_swaps_the_trained_model_in(tmp_path):
         while time.monotonic() < deadline:  # the launcher starts the job right after the service answers
             recommendations = requests.get(f"{base_url}/status", timeout=30).json()["recommendations"]
             seen_training |= recommendations["training"]
-            if recommendations["ncf_model"]:
+            if recommendations["ncf_model"] and not recommendations["training"]:  # swapped in, job recorded
                 break
             time.sleep(1)
         assert seen_training and recommendations["ncf_model"], log.read_text()[-3000:]
