@@ -17,6 +17,7 @@ $(VENV)/.installed: requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/python -m app.cli export-encoder  # the ONNX export, cached under DATA_DIR: not on the first run's path
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt

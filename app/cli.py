@@ -1,10 +1,12 @@
-"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index`."""
+"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index |
+export-encoder`."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 
+from .embedding import load_encoder
 from .resources import Resources
 from .settings import Settings
 
@@ -16,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("rebuild-user-vectors", help="recompute every user vector from the event log")
     commands.add_parser("apply-pending-vectors", help="apply user-vector updates deferred while Milvus was down")
     commands.add_parser("rebuild-dense-index", help="replace the products' dense index by INDEX_TYPE's")
+    commands.add_parser("export-encoder", help="make the encoder's cached ONNX export now (`make install` does)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
@@ -26,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ready: {res.settings.public_database_url}, {res.settings.public_milvus_uri}")
     elif args.command == "rebuild-user-vectors":
         print(f"rebuilt {res.ingestor.rebuild()} user vectors")
+    elif args.command == "export-encoder":
+        encoder = load_encoder(res.settings)
+        print(f"encoder ready: {res.settings.embedding_model} ({res.settings.embedding_backend}, {encoder.dimension}-d)")
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

