@@ -1,8 +1,12 @@
-"""MILVUS_URI may name a Milvus Lite file (`./store.db`, as pymilvus documents for MilvusClient).
+"""Importing pymilvus (and gRPC) the way this project needs, before any other module does (`app/__init__.py`).
 
-pymilvus parses that variable as a server address when it is imported, and a file path there makes the import
-fail. `import_pymilvus` imports it with the variable hidden (the settings still read it); `app/__init__.py` calls
-it before any other module imports pymilvus.
+- MILVUS_URI may name a Milvus Lite file (`./store.db`, as pymilvus documents for MilvusClient). pymilvus
+  parses that variable as a server address when it is imported, and a file path there makes the import fail:
+  it is imported with the variable hidden (the settings still read it).
+- gRPC's fork support is turned off (GRPC_ENABLE_FORK_SUPPORT=0, unless set): with it, a process that has used
+  a gRPC channel and then starts a subprocess (the launcher its steps, a worker its trainer) sometimes loses
+  the child before it runs, to SIGABRT after `epoll_wait error: Bad file descriptor` (6 of 100 spawns here,
+  0 of 160 without it; grpc/grpc#43055). Processes of this project fork only to exec, which needs no support.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ def is_lite_file(uri: str) -> bool:
 
 
 def import_pymilvus() -> None:
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     uri = os.environ.get("MILVUS_URI", "")
     if not is_lite_file(uri):
         return
