@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rebuilt {res.ingestor.rebuild()} user vectors")
     elif args.command == "export-encoder":
         encoder = load_encoder(res.settings)
-        print(f"encoder ready: {res.settings.embedding_model} ({res.settings.embedding_backend}, {encoder.dimension}-d)")
+        settings = res.settings
+        print(f"encoder ready: {settings.embedding_model} ({settings.embedding_backend}, {encoder.dimension}-d)")
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

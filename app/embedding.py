@@ -153,9 +153,9 @@ def load_encoder(settings: Settings) -> DenseEncoder:
 
 def vector_space(settings: Settings) -> dict[str, str]:
     """What the dense vectors of these settings are made by, as recorded on the products collection."""
-    quantized = settings.embedding_backend == "onnx" and settings.embedding_quantize
-    return {"model": settings.embedding_model, "backend": settings.embedding_backend,
-            "precision": "int8" if quantized else "fp32"}
+    backend = "flagembedding" if settings.sparse_mode == "bge-m3" else settings.embedding_backend
+    quantized = backend == "onnx" and settings.embedding_quantize
+    return {"model": settings.embedding_model, "backend": backend, "precision": "int8" if quantized else "fp32"}
 
 
 def check_vector_space(recorded: str, settings: Settings, collection: str) -> None:

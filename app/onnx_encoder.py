@@ -4,7 +4,8 @@ The export is made offline from the model's own weights with `torch.onnx.export`
 sequence axes dynamic), optionally quantised to int8 (`quantize_dynamic`, per channel), and cached under
 DATA_DIR/encoders/<model>-<key>/; a file lock makes concurrent processes (gunicorn workers) export it once.
 Tokenisation, truncation (the model's max_seq_length), pooling and normalisation follow the model's
-sentence-transformers configuration, so the fp32 vectors equal torch's (cosine ≥ 0.9999, tests/test_encoder_backends.py).
+sentence-transformers configuration, so the fp32 vectors equal torch's (cosine ≥ 0.9999,
+tests/integration/test_encoder_backends.py).
 """
 from __future__ import annotations
 

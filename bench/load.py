@@ -94,8 +94,8 @@ def measure(backend: str, workers: int, settings: Settings, args: argparse.Names
         terminate(gunicorn)
     overall = percentiles([ms for _, ms, _ in samples])
     by_kind = {kind: percentiles([ms for k, ms, _ in samples if k == kind]) for kind in MIX}
-    return [backend, workers, args.clients, len(samples), round(len(samples) / elapsed, 1), overall["p50"], overall["p95"],
-            overall["p99"], sum(not ok for *_, ok in samples), *(by_kind[kind]["p99"] for kind in MIX),
+    return [backend, workers, args.clients, len(samples), round(len(samples) / elapsed, 1), overall["p50"],
+            overall["p95"], overall["p99"], sum(not ok for *_, ok in samples), *(by_kind[kind]["p99"] for kind in MIX),
             round(100 * in_milvus / in_requests), round(max(worker_rss)), round(lite_rss)]
 
 

