@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.from_env()
     started = time.monotonic()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite's events.db, models, encoders (whatever the store)
     # the children run in the checkout, and print at once into the pipe read by `forward_output`
     env = {**os.environ, "DATA_DIR": str(settings.data_dir.resolve()), "PYTHONUNBUFFERED": "1"}
     lite_server = None
