@@ -86,3 +86,18 @@ def test_processes_that_used_grpc_start_their_children_reliably(tmp_path):
         done = subprocess.run([sys.executable, "-c", SPAWNS_AFTER_GRPC, uri], cwd=ROOT, capture_output=True, text=True,
                               env=service_env(tmp_path / "data"), timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("[0]"), (done.stdout, done.stderr[-2000:])
+
+
+def test_make_run_serves_the_lite_file_milvus_uri_names(tmp_path):
+    port, lite_file = free_port(), tmp_path / "other.db"
+    env = service_env(tmp_path / "data", PORT=str(port), MILVUS_LITE_PORT=str(free_port()), GUNICORN_ACCESS_LOG="",
+                      MILVUS_URI=str(lite_file))
+    service = subprocess.Popen([sys.executable, "-m", "app.service", "--products", "5", "--users", "0", "--no-train"],
+                               cwd=ROOT, env=env, stdout=open(tmp_path / "service.log", "w"), stderr=subprocess.STDOUT)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", service, timeout=600)
+        assert requests.get(f"http://127.0.0.1:{port}/status", timeout=30).json()["collections"]["products"] == 5
+        assert lite_file.exists() and not (tmp_path / "data" / "milvus.db").exists()
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=120) == 0, (tmp_path / "service.log").read_text()[-3000:]
