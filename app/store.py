@@ -119,7 +119,8 @@ class ProductStore:
             self._checked_at = now
             serving = self._read_pointer()
             if serving != self._serving:
-                log.info("products are now served by collection %r", serving)
+                if self._serving is not None:
+                    log.info("products are now served by collection %r", serving)
                 self._serving = serving
                 if self.client.has_collection(serving):
                     self._describe(serving)
@@ -234,19 +235,7 @@ class ProductStore:
             self.client.create_index(collection, self._dense_index_params(fallback))
 
     def _schema(self):
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("product_id", DataType.VARCHAR, is_primary=True, max_length=64)
-        schema.add_field("name", DataType.VARCHAR, max_length=2048)
-        schema.add_field("description", DataType.VARCHAR, max_length=16384)
-        for field in ("brand", "category", "sub_category"):
-            schema.add_field(field, DataType.VARCHAR, max_length=512)
-        schema.add_field("price", DataType.DOUBLE)
-        schema.add_field("rating", DataType.FLOAT)
-        schema.add_field("rating_count", DataType.INT64)
-        schema.add_field("sold_count", DataType.INT64)
-        schema.add_field("active", DataType.BOOL)
-        schema.add_field("skus", DataType.JSON)
-        schema.add_field("created_at", DataType.INT64)
+        schema = product_fields_schema()
         analyzer = None if self.learned_sparse else ANALYZERS[self.settings.text_analyzer]
         schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=32768, enable_analyzer=not self.learned_sparse,
                          analyzer_params=analyzer)
@@ -444,6 +433,24 @@ class ProductStore:
             "IVF_FLAT": {"nprobe": min(self.settings.search_nprobe, self.settings.ivf_nlist)},
         }.get(self.dense_index_type, {})
         return {"metric_type": DENSE_METRIC, "params": params}
+
+
+def product_fields_schema():
+    """A collection schema holding the product fields (PRODUCT_FIELDS) only."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("product_id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("name", DataType.VARCHAR, max_length=2048)
+    schema.add_field("description", DataType.VARCHAR, max_length=16384)
+    for field in ("brand", "category", "sub_category"):
+        schema.add_field(field, DataType.VARCHAR, max_length=512)
+    schema.add_field("price", DataType.DOUBLE)
+    schema.add_field("rating", DataType.FLOAT)
+    schema.add_field("rating_count", DataType.INT64)
+    schema.add_field("sold_count", DataType.INT64)
+    schema.add_field("active", DataType.BOOL)
+    schema.add_field("skus", DataType.JSON)
+    schema.add_field("created_at", DataType.INT64)
+    return schema
 
 
 def with_name_text(rows: Sequence[dict]) -> list[dict]:

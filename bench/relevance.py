@@ -3,7 +3,7 @@
     python -m bench.relevance [--data ../shared/data/movielens-latest-small] [--min-movies 3]
 
 Labels (tag completion): a tag MovieLens users gave to at least `--min-movies` movies is a query (two
-bookkeeping tags left out, see META_TAGS). Its movies are split by a hash of (tag, movie) into kept and
+bookkeeping tags left out, see META_TAGS). The catalogue is every movie some user tagged. Its movies are split by a hash of (tag, movie) into kept and
 held-out halves: a movie's indexed text is its title, genres and the tags it was given except those held out
 from it; the query's relevant results are its held-out movies (binary gains), whose text lacks the query tag,
 and its kept movies are excluded from the search by the service's own filter (`product_id not in ...`). So a
@@ -98,15 +98,15 @@ def make_labels(tags: dict[str, dict[str, str]], min_movies: int) -> Labels:
 
 
 def load_movies(data: Path, tags: dict[str, dict[str, str]], labels: Labels) -> list[Product]:
-    """Every movie of movies.csv (title, genres, rating from ratings.csv), described by its tags but those
-    held out from it."""
+    """The movies users tagged (title, genres, rating from ratings.csv), described by their tags but those
+    held out from them."""
     held_out = {(movie, tag) for tag, movies in labels.relevant.items() for movie in movies}
     with tempfile.TemporaryDirectory() as untagged:
         for name in ("movies.csv", "ratings.csv"):
             os.symlink(data / name, Path(untagged) / name)
         products = [Product.model_validate(record) for record in read_movielens(untagged)]
     described = []
-    for product in products:
+    for product in (p for p in products if p.product_id in tags):
         shown = [spelling for tag, spelling in tags.get(product.product_id, {}).items()
                  if (product.product_id, tag) not in held_out]
         text = f"{product.description} Tags: {', '.join(shown)}." if shown else product.description

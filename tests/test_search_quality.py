@@ -12,7 +12,9 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 from app.fusion import rrf, weighted
 from app.milvus_filters import ProductFilter
 from app.refine import PRICE_EDGES
-from app.store import DENSE_FIELD, NAME_SPARSE_FIELD, SPARSE_FIELD, TEXT_FIELD, ProductStore
+from app.store import (
+    DENSE_FIELD, NAME_SPARSE_FIELD, PRODUCT_FIELDS, SPARSE_FIELD, TEXT_FIELD, ProductStore, product_fields_schema,
+)
 
 
 def search(client, **params) -> dict:
@@ -46,12 +48,21 @@ def test_the_english_analyzer_matches_another_form_of_a_word(client, res):
     assert not search(client, q="the and of", mode="sparse")["results"]  # stop words only: nothing to match
 
 
-def test_hybrid_fuses_three_retrievers_with_explained_ranks(client):
-    body = search(client, q="apple laptop", explain="true", limit=5)
-    assert body["results"][0]["brand"] == "Apple"
-    for hit in body["results"]:
-        assert set(hit["retrievers"]) == {"dense", "sparse", "name"}
-        assert any(rank is not None for rank in hit["retrievers"].values())
+def test_the_name_retriever_joins_hybrid_fusion_when_turned_on(res, catalog):
+    store, settings = res.products, res.products.settings
+    query = res.encoder.encode_query("apple laptop")
+    default = store.search(query, "apple laptop", ProductFilter(), limit=5, explain=True).hits
+    assert not settings.name_retriever and set(default[0].retrievers) == {"dense", "sparse"}
+    store.settings = replace(settings, name_retriever=True)
+    try:
+        hits = store.search(query, "apple laptop", ProductFilter(), limit=5, explain=True).hits
+    finally:
+        store.settings = settings
+    assert hits[0].product["brand"] == "Apple"
+    for hit in hits:
+        assert set(hit.retrievers) == {"dense", "sparse", "name"}
+        assert any(rank is not None for rank in hit.retrievers.values())
+    assert any(hit.retrievers["name"] is not None for hit in hits)
 
 
 def test_weighted_fusion_defaults_to_the_dense_weight_setting(client, res):
@@ -104,18 +115,7 @@ def test_facets_count_the_matched_set(client):
 # ---- an old collection and its rebuild --------------------------------------------------------------
 def old_schema(dimension: int):
     """The products schema before TEXT_ANALYZER and the name retriever: lowercase words, no name field."""
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("product_id", DataType.VARCHAR, is_primary=True, max_length=64)
-    schema.add_field("name", DataType.VARCHAR, max_length=2048)
-    schema.add_field("description", DataType.VARCHAR, max_length=16384)
-    for field in ("brand", "category", "sub_category"):
-        schema.add_field(field, DataType.VARCHAR, max_length=512)
-    schema.add_field("price", DataType.DOUBLE)
-    schema.add_field("rating", DataType.FLOAT)
-    for field in ("rating_count", "sold_count", "created_at"):
-        schema.add_field(field, DataType.INT64)
-    schema.add_field("active", DataType.BOOL)
-    schema.add_field("skus", DataType.JSON)
+    schema = product_fields_schema()
     schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=32768, enable_analyzer=True,
                      analyzer_params={"tokenizer": "standard", "filter": ["lowercase"]})
     schema.add_field(DENSE_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
@@ -132,9 +132,7 @@ def test_an_old_collection_is_served_then_rebuilt_without_re_embedding(res, cata
     sparse_index = MilvusClient.prepare_index_params()
     sparse_index.add_index(SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
     client.create_index("old_products", sparse_index)
-    session = res.products.scan(["product_id", DENSE_FIELD, TEXT_FIELD, "name", "description", "brand", "category",
-                                 "sub_category", "price", "rating", "rating_count", "sold_count", "active", "skus",
-                                 "created_at"], batch_size=1000)[:300]
+    session = res.products.scan([*PRODUCT_FIELDS, DENSE_FIELD], batch_size=1000)[:300]
     try:
         old = ProductStore(client, settings, res.encoder.dimension)
         old.ensure_collection()
