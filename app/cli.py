@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rebuilt {res.ingestor.rebuild()} user vectors")
     elif args.command == "rebuild-collection":
         old, new, copied = res.products.rebuild_collection(on_batch=lambda n: print(f"copied {n}", flush=True))
-        print(f"{copied} products copied from {old!r} to {new!r}, which now serves {res.settings.products_collection!r} "
-              f"(running services switch within COLLECTION_CHECK_SECONDS); {old!r} is kept: drop it when unused")
+        print(f"{copied} products copied from {old!r} to {new!r}, which now serves "
+              f"{res.settings.products_collection!r} (running services switch within COLLECTION_CHECK_SECONDS); "
+              f"{old!r} is kept: drop it when unused")
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

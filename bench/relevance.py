@@ -3,11 +3,12 @@
     python -m bench.relevance [--data ../shared/data/movielens-latest-small] [--min-movies 3]
 
 Labels (tag completion): a tag MovieLens users gave to at least `--min-movies` movies is a query (two
-bookkeeping tags left out, see META_TAGS). The catalogue is every movie some user tagged. Its movies are split by a hash of (tag, movie) into kept and
-held-out halves: a movie's indexed text is its title, genres and the tags it was given except those held out
-from it; the query's relevant results are its held-out movies (binary gains), whose text lacks the query tag,
-and its kept movies are excluded from the search by the service's own filter (`product_id not in ...`). So a
-query is found through the movies' titles, genres and other tags only. Queries are split by a hash of their
+bookkeeping tags left out, see META_TAGS). The catalogue is every movie some user tagged. Its movies are
+split by a hash of (tag, movie) into kept and held-out halves: a movie's indexed text is its title, genres
+and the tags it was given except those held out from it; the query's relevant results are its held-out
+movies (binary gains), whose text lacks the query tag, and its kept movies are excluded from the search by
+the service's own filter (`product_id not in ...`). So a query is found through the movies' titles, genres
+and other tags only. Queries are split by a hash of their
 text into validation and test halves: the defaults (analyzer, name retriever, RRF k, dense weight) are chosen
 on validation and reported on test.
 

@@ -29,9 +29,9 @@ from .stack import build_store, served_store  # noqa: E402
 LIMIT = 10
 # name → (store settings changed, ProductStore.search keywords)
 VARIANTS = {
-    "hybrid RRF, 3 retrievers (default)": ({}, {}),
-    "hybrid RRF, 2 retrievers (NAME_RETRIEVER=false)": ({"name_retriever": False}, {}),
-    "hybrid weighted, 3 retrievers": ({}, {"fusion": "weighted"}),
+    "hybrid RRF, dense + BM25 fused in the service (default)": ({}, {}),
+    "hybrid RRF + name retriever (NAME_RETRIEVER=true)": ({"name_retriever": True}, {}),
+    "hybrid weighted (min-max)": ({}, {"fusion": "weighted"}),
     "sort=price_asc": ({}, {"sort": "price_asc"}),
     "facets=true": ({}, {"facets": True}),
     "sort=newest&facets=true": ({}, {"sort": "newest", "facets": True}),

@@ -2,6 +2,8 @@
 of GET /search, and rebuilding a products collection (an old-schema one included) into today's schema."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 
@@ -12,9 +14,12 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 from app.fusion import rrf, weighted
 from app.milvus_filters import ProductFilter
 from app.refine import PRICE_EDGES
+from app.settings import Settings
 from app.store import (
-    DENSE_FIELD, NAME_SPARSE_FIELD, PRODUCT_FIELDS, SPARSE_FIELD, TEXT_FIELD, ProductStore, product_fields_schema,
+    DENSE_FIELD, NAME_SPARSE_FIELD, PRODUCT_FIELDS, SPARSE_FIELD, TEXT_FIELD, ProductStore, connect,
+    product_fields_schema,
 )
+from tests.helpers import run_module, service_env
 
 
 def search(client, **params) -> dict:
@@ -107,7 +112,8 @@ def test_facets_count_the_matched_set(client):
     assert counts == sorted(counts, reverse=True)
     assert sum(bucket["count"] for bucket in facets["price"]) == len(matched)
     for bucket in facets["price"]:
-        inside = [h for h in matched if h["price"] >= bucket["min"] and (bucket["max"] is None or h["price"] < bucket["max"])]
+        upper = float("inf") if bucket["max"] is None else bucket["max"]
+        inside = [hit for hit in matched if bucket["min"] <= hit["price"] < upper]
         assert len(inside) == bucket["count"] and bucket["min"] in PRICE_EDGES
     assert "facets" not in search(client, q="kitchen", limit=5)
 
@@ -126,7 +132,8 @@ def old_schema(dimension: int):
 
 
 def test_an_old_collection_is_served_then_rebuilt_without_re_embedding(res, catalog):
-    settings = replace(res.settings, products_collection="old_products", collection_check_seconds=0)
+    settings = replace(res.settings, products_collection="old_products", collection_check_seconds=0,
+                       name_retriever=True)
     client = res.products.client
     client.create_collection("old_products", schema=old_schema(res.encoder.dimension), consistency_level="Strong")
     sparse_index = MilvusClient.prepare_index_params()
@@ -167,3 +174,39 @@ def test_an_old_collection_is_served_then_rebuilt_without_re_embedding(res, cata
 def test_the_session_collection_has_the_name_retriever(res):
     fields = {f["name"] for f in res.products.client.describe_collection(res.products.collection)["fields"]}
     assert NAME_SPARSE_FIELD in fields and res.products.has_name_field
+
+
+SEED_ONE_KETTLE = """
+from app.milvus_filters import ProductFilter
+from app.settings import Settings
+from app.store import ProductStore, connect
+settings = Settings.from_env()
+store = ProductStore(connect(settings), settings, 384)
+store.ensure_collection()
+store.upsert([{"product_id": "k1", "name": "Glass kettles", "description": "", "brand": "", "category": "",
+               "sub_category": "", "price": 1.0, "rating": 0.0, "rating_count": 0, "sold_count": 0,
+               "active": True, "skus": [], "created_at": 0, "text": "Glass kettles", "dense": [1.0] + [0.0] * 383}])
+store.flush()
+print(len(store.search(None, "kettle", ProductFilter(), mode="sparse").hits), "found")
+"""
+
+
+def test_cli_rebuilds_the_collection_with_text_analyzer(tmp_path):
+    """A store created with TEXT_ANALYZER=standard (one product, in another process: Lite locks its file),
+    then the command with the default analyzer."""
+    seeded = subprocess.run([sys.executable, "-c", SEED_ONE_KETTLE], capture_output=True, text=True, timeout=300,
+                            env=service_env(tmp_path, TEXT_ANALYZER="standard"))
+    assert seeded.returncode == 0, seeded.stderr[-2000:]
+    assert "0 found" in seeded.stdout  # lowercase words: "kettle" is not "kettles"
+
+    done = run_module("app.cli", "rebuild-collection", env=service_env(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 products copied from 'products' to 'products_v2'" in done.stdout
+    settings = Settings.from_env({}, data_dir=tmp_path)
+    store = ProductStore(connect(settings), settings, 384)
+    try:
+        assert store.collection == "products_v2"
+        found = store.search(None, "kettle", ProductFilter(), mode="sparse").hits
+        assert [hit.product["product_id"] for hit in found] == ["k1"]
+    finally:
+        store.client.close()
