@@ -37,5 +37,6 @@ def weighted(lists: Mapping[str, Ranked], weights: Mapping[str, float]) -> list[
 
 
 def _ordered(fused: dict[str, float]) -> list[tuple[str, float]]:
-    """Best first; ties keep the order candidates were first met in (stable sort)."""
-    return sorted(fused.items(), key=lambda item: -item[1])
+    """Best first; ties by product id, ascending, as Milvus's rankers order them (so RRF here and Milvus's
+    RRFRanker in `hybrid_search` give the same order on the same candidates)."""
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))

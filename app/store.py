@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
+from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, MilvusException, RRFRanker
 
 from . import fusion as fusers
 from .availability import GuardedMilvusClient
@@ -353,9 +353,11 @@ class ProductStore:
         sort: Sort = "relevance",
         facets: bool = False,
     ) -> SearchPage:
-        """Search by dense vector, sparse query (raw text for BM25) or both (plus BM25 over name + brand), the
-        retrievers' candidate lists fused here (app/fusion.py: RRF with RRF_K, or weighted over min-max
-        normalised scores, `dense_weight` to dense and the rest shared by the lexical retrievers).
+        """Search by dense vector, sparse query (raw text for BM25) or both (plus BM25 over name + brand).
+
+        Hybrid RRF is one Milvus `hybrid_search` fused by its RRFRanker(RRF_K); hybrid weighted and hybrid
+        with `explain` run one search per retriever and fuse here (app/fusion.py: weighted over min-max
+        normalised scores, `dense_weight` to dense and the rest shared by the lexical retrievers; RRF).
 
         Every retriever gets the filter. Hybrid mode fuses the best HYBRID_CANDIDATES of each retriever;
         `sort` other than relevance and `facets` work on the best SORT_CANDIDATES matches. Hits carry their
@@ -373,23 +375,32 @@ class ProductStore:
         # A single retriever's hits carry whole products; hybrid fetches only the page's products afterwards.
         fields = list(PRODUCT_FIELDS) if mode != "hybrid" else ["product_id", *(REFINE_FIELDS if refine else ())]
         expr, collection = product_filter.expression(), self.collection
-        lists = dict(zip(names, self._retrieve_pool.map(
-            lambda name: self._retrieve(collection, name, queries[name], expr, window, fields), names)))
-        entities = {hit["entity"]["product_id"]: hit["entity"] for hits in lists.values() for hit in hits}
-        scored = {name: [(hit["entity"]["product_id"], float(hit["distance"])) for hit in hits]
-                  for name, hits in lists.items()}
-        if mode != "hybrid":
-            matches = scored[mode]
-        elif fusion == "rrf":
-            matches = fusers.rrf(scored, self.settings.rrf_k)
+        with_ranks = explain or mode != "hybrid"
+        if mode == "hybrid" and fusion == "rrf" and not explain:
+            requests = [AnnSearchRequest([queries[name]], RETRIEVER_FIELDS[name], self._search_params(name, window),
+                                         window, expr=expr) for name in names]  # Milvus ignores a top-level filter
+            found = self.client.hybrid_search(collection, requests, RRFRanker(self.settings.rrf_k), limit=window,
+                                              output_fields=fields)[0]
+            entities = {hit["entity"]["product_id"]: hit["entity"] for hit in found}
+            matches, ranks = [(hit["entity"]["product_id"], float(hit["distance"])) for hit in found], {}
         else:
-            matches = fusers.weighted(scored, self.fusion_weights(names, dense_weight))
+            lists = dict(zip(names, self._retrieve_pool.map(
+                lambda name: self._retrieve(collection, name, queries[name], expr, window, fields), names)))
+            entities = {hit["entity"]["product_id"]: hit["entity"] for hits in lists.values() for hit in hits}
+            scored = {name: [(hit["entity"]["product_id"], float(hit["distance"])) for hit in hits]
+                      for name, hits in lists.items()}
+            if mode != "hybrid":
+                matches = scored[mode]
+            elif fusion == "rrf":
+                matches = fusers.rrf(scored, self.settings.rrf_k)
+            else:
+                matches = fusers.weighted(scored, self.fusion_weights(names, dense_weight))
+            ranks = {name: {pid: rank for rank, (pid, _) in enumerate(ranked, start=1)}
+                     for name, ranked in scored.items()}
         matches = sort_matches(matches[:window], entities, sort)
         page = matches[offset:offset + limit]
         products = ({pid: _clean(entities[pid]) for pid, _ in page} if mode != "hybrid"
                     else self.get([pid for pid, _ in page]))
-        ranks = {name: {pid: rank for rank, (pid, _) in enumerate(ranked, start=1)} for name, ranked in scored.items()}
-        with_ranks = explain or mode != "hybrid"
         hits = [SearchHit(products[pid], score, {name: ranks[name].get(pid) for name in names} if with_ranks else None)
                 for pid, score in page if pid in products]
         return SearchPage(hits, facet_counts([entities[pid] for pid, _ in matches]) if facets else None)
@@ -402,12 +413,15 @@ class ProductStore:
 
     def _retrieve(self, collection: str, name: str, query, expr: str, limit: int, fields: list[str]) -> list:
         """One retriever's best `limit` hits (best first) under the filter `expr`."""
-        if name == "dense":
-            params = self._dense_search_params(limit)
-        else:
-            params = {"metric_type": "IP" if self.learned_sparse else "BM25"}
         return self.client.search(collection, data=[query], anns_field=RETRIEVER_FIELDS[name], limit=limit,
-                                  filter=expr, search_params=params, output_fields=fields)[0]
+                                  filter=expr, search_params=self._search_params(name, limit),
+                                  output_fields=fields)[0]
+
+    def _search_params(self, name: str, limit: int) -> dict:
+        """The search parameters of retriever `name` asked for `limit` hits."""
+        if name == "dense":
+            return self._dense_search_params(limit)
+        return {"metric_type": "IP" if self.learned_sparse else "BM25"}
 
     def similar(self, product_id: str, limit: int, product_filter: ProductFilter) -> list[SearchHit] | None:
         """Nearest products by dense vector, excluding the product itself; None if it does not exist."""

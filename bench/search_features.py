@@ -29,7 +29,8 @@ from .stack import build_store, served_store  # noqa: E402
 LIMIT = 10
 # name → (store settings changed, ProductStore.search keywords)
 VARIANTS = {
-    "hybrid RRF, dense + BM25 fused in the service (default)": ({}, {}),
+    "hybrid RRF, one Milvus hybrid_search, page fetched by get (default)": ({}, {}),
+    "hybrid RRF fused in the service (issue-17 path; now explain=true)": ({}, {"explain": True}),
     "hybrid RRF + name retriever (NAME_RETRIEVER=true)": ({"name_retriever": True}, {}),
     "hybrid weighted (min-max)": ({}, {"fusion": "weighted"}),
     "sort=price_asc": ({}, {"sort": "price_asc"}),

@@ -38,11 +38,56 @@ def test_rrf_sums_reciprocal_ranks_over_the_lists_holding_a_candidate():
     assert fused == pytest.approx({"x": 1 / 11, "y": 1 / 12 + 1 / 11, "z": 1 / 12})
 
 
+def test_fusion_breaks_ties_by_product_id_as_milvus_does():
+    assert [pid for pid, _ in rrf({"a": [("p9", 1.0), ("p1", 0.5)], "b": [("p1", 1.0), ("p9", 0.5)]}, k=10)] == [
+        "p1", "p9"]
+
+
 def test_weighted_fusion_min_max_normalises_each_list_whatever_the_sign_of_its_scores():
     lists = {"dense": [("x", 0.9), ("y", 0.5), ("z", 0.1)], "sparse": [("z", -1.0), ("y", -4.0), ("w", -9.0)]}
     fused = weighted(lists, {"dense": 0.6, "sparse": 0.4})
     assert dict(fused) == pytest.approx({"x": 0.6, "y": 0.6 * 0.5 + 0.4 * 0.625, "z": 0.4, "w": 0.0})
     assert [pid for pid, _ in fused] == ["x", "y", "z", "w"]
+
+
+class CallLog:
+    """A Milvus client recording the names of the methods called through it."""
+
+    def __init__(self, client):
+        self.client, self.calls = client, []
+
+    def __getattr__(self, name: str):
+        self.calls.append(name)
+        return getattr(self.client, name)
+
+
+@pytest.mark.parametrize("name_retriever, product_filter", [
+    (False, ProductFilter()), (False, ProductFilter(category="Fashion", max_price=200)), (True, ProductFilter()),
+])
+def test_hybrid_rrf_is_one_milvus_hybrid_search_equal_to_rrf_of_the_retrievers_lists(
+        res, catalog, name_retriever, product_filter):
+    store, settings = res.products, res.products.settings
+    names = ["dense", "sparse"] + (["name"] if name_retriever else [])
+    store.settings = replace(settings, name_retriever=name_retriever)
+    try:
+        for text in ("running shoes", "apple laptop", "kitchen", "noise cancelling headphones"):
+            query = res.encoder.encode_query(text)
+            lists = {name: [(hit.product["product_id"], hit.score) for hit in store.search(
+                query, text, product_filter, mode=name, limit=settings.hybrid_candidates).hits] for name in names}
+            expected = rrf(lists, settings.rrf_k)[:20]
+            store.client = log = CallLog(store.client)
+            try:
+                hits = store.search(query, text, product_filter, limit=20).hits
+            finally:
+                store.client = log.client
+            assert log.calls.count("hybrid_search") == 1 and "search" not in log.calls
+            assert [hit.product["product_id"] for hit in hits] == [pid for pid, _ in expected], text
+            assert [hit.score for hit in hits] == pytest.approx([score for _, score in expected], rel=1e-5)
+            assert all(product_filter.category in (None, hit.product["category"]) for hit in hits)
+            explained = store.search(query, text, product_filter, limit=20, explain=True).hits  # fused here
+            assert [hit.product["product_id"] for hit in explained] == [hit.product["product_id"] for hit in hits]
+    finally:
+        store.settings = settings
 
 
 # ---- analyzer and retrievers ------------------------------------------------------------------------
