@@ -1,5 +1,5 @@
 """Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index |
-export-encoder`."""
+export-encoder | rebuild-collection`."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("apply-pending-vectors", help="apply user-vector updates deferred while Milvus was down")
     commands.add_parser("rebuild-dense-index", help="replace the products' dense index by INDEX_TYPE's")
     commands.add_parser("export-encoder", help="make the encoder's cached ONNX export now (`make install` does)")
+    commands.add_parser("rebuild-collection", help="copy the products (no re-embedding) into a collection with "
+                        "today's schema and TEXT_ANALYZER, then serve it")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
@@ -33,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         encoder = load_encoder(res.settings)
         settings = res.settings
         print(f"encoder ready: {settings.embedding_model} ({settings.embedding_backend}, {encoder.dimension}-d)")
+    elif args.command == "rebuild-collection":
+        old, new, copied = res.products.rebuild_collection(on_batch=lambda n: print(f"copied {n}", flush=True))
+        print(f"{copied} products copied from {old!r} to {new!r}, which now serves "
+              f"{res.settings.products_collection!r} (running services switch within COLLECTION_CHECK_SECONDS); "
+              f"{old!r} is kept: drop it when unused")
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 
 from flask import Blueprint, current_app
 
+from ..refine import FACET_FIELDS, value_counts
 from ..requests import ResponseModel, operation
 from ..resources import resources
 from ..store import ProductStore
@@ -43,7 +43,6 @@ def facets():
 def count_facets(products: ProductStore) -> dict:
     active = [row for row in products.scan(["category", "brand", "active"]) if row["active"]]
     return {
-        plural: [{"value": value, "count": count}
-                 for value, count in sorted(Counter(row[field] for row in active if row[field]).items())]
-        for field, plural in (("category", "categories"), ("brand", "brands"))
+        plural: [{"value": value, "count": count} for value, count in sorted(value_counts(active, field).items())]
+        for field, plural in FACET_FIELDS.items()
     }

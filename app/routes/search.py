@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSc
 from ..catalog import Identifier, Product
 from ..milvus_filters import ProductFilter
 from ..recommend import score_breakdown
+from ..refine import Sort
 from ..requests import ResponseModel, operation
 from ..resources import resources
 from ..store import SearchHit
@@ -61,9 +62,18 @@ class SearchParams(FilterParams):
     offset: int = Field(0, ge=0, le=1000)
     mode: SearchMode = "hybrid"
     fusion: Fusion = "rrf"
-    dense_weight: float = Field(0.7, ge=0, le=1, allow_inf_nan=False)
+    dense_weight: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="default: DENSE_WEIGHT")
     explain: bool = False
     user_id: Identifier | None = None
+    sort: Sort = Field("relevance", description="orders the best SORT_CANDIDATES matches; not with user_id")
+    facets: bool = Field(False, description="add category, brand and price counts of the best SORT_CANDIDATES")
+
+    @field_validator("sort")
+    @classmethod
+    def _relevance_when_personalised(cls, sort, info):
+        if sort != "relevance" and info.data.get("user_id") is not None:
+            raise ValueError("a personalised search (user_id) is ordered by relevance only")
+        return sort
 
 
 # A product as stored and answered: Product's fields with their types and bounds, without its input cleaning.
@@ -79,6 +89,23 @@ class ProductHit(StoredProduct):
     scores: dict[str, float | None] | None = Field(None, description="personalised search: score per source")
 
 
+class FacetCount(ResponseModel):
+    value: str
+    count: int
+
+
+class PriceBucket(ResponseModel):
+    min: float
+    max: float | None = Field(description="null: no upper bound")
+    count: int
+
+
+class SearchFacets(ResponseModel):
+    categories: list[FacetCount]
+    brands: list[FacetCount]
+    price: list[PriceBucket]
+
+
 class Personalization(ResponseModel):
     user_id: str
     weights: dict[str, float]
@@ -90,6 +117,7 @@ class SearchResponse(ResponseModel):
     fusion: Fusion | None
     personalized: Personalization | None = None
     results: list[ProductHit]
+    facets: SearchFacets | None = None
     took_ms: float
 
 
@@ -112,12 +140,15 @@ def search(params: SearchParams):
     if params.mode != "dense":
         sparse_query = res.encoder.encode_query_sparse(params.q) if store.learned_sparse else params.q
     window = max(res.settings.hybrid_candidates, params.offset + params.limit) if params.user_id else params.limit
-    hits = store.search(
+    found = store.search(
         dense_query, sparse_query, params.product_filter(), mode=params.mode, fusion=params.fusion,
         dense_weight=params.dense_weight, limit=window, offset=0 if params.user_id else params.offset,
-        explain=params.explain,
+        explain=params.explain, sort=params.sort, facets=params.facets,
     )
+    hits = found.hits
     body = {"query": params.q, "mode": params.mode, "fusion": params.fusion if params.mode == "hybrid" else None}
+    if found.facets is not None:
+        body["facets"] = found.facets
     if params.user_id and hits:
         order, blended, normalised, weights = res.recommender.rerank(  # ranks, not raw scores: see README
             params.user_id, [hit.product["product_id"] for hit in hits], [-rank for rank in range(len(hits))],

@@ -1,6 +1,9 @@
 """The REST endpoints through the Flask test client, against real Milvus Lite and the packaged model."""
 import pytest
 
+from app.settings import Settings
+
+RRF_K = Settings().rrf_k  # the session settings keep the defaults
 NEW_PRODUCT = {
     "product_id": "t-kettle-1",
     "name": "Breville Glass Electric Kettle 1.7L",
@@ -64,7 +67,7 @@ def test_search_response_shape(client):
     assert {"product_id", "name", "brand", "category", "price", "rating", "skus", "score", "retrievers"} <= set(first)
     assert set(first["retrievers"]) == {"dense", "sparse"}
     for hit in body["results"]:  # RRF: the score is the sum of 1 / (k + rank) over the retrievers that found it
-        expected = sum(1 / (60 + rank) for rank in hit["retrievers"].values() if rank)
+        expected = sum(1 / (RRF_K + rank) for rank in hit["retrievers"].values() if rank)
         assert hit["score"] == pytest.approx(expected, rel=1e-3)
     dense = client.get("/search", query_string={"q": "wireless headphones", "mode": "dense", "limit": 5}).json
     assert [hit["retrievers"] for hit in dense["results"]] == [{"dense": rank} for rank in range(1, 6)]

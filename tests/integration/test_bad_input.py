@@ -62,6 +62,10 @@ CASES = [
     search(422, "invalid_field", "explain", explain="perhaps", name="explain-not-bool"),
     search(422, "invalid_field", "user_id", user_id="bad id!", name="user-id-charset"),
     search(422, "invalid_field", "user_id", user_id="u" * 65, name="user-id-long"),
+    search(422, "invalid_field", "sort", sort="cheapest", name="sort-unknown"),
+    search(422, "invalid_field", "sort", sort="", name="sort-empty"),
+    search(422, "invalid_field", "sort", sort="price_asc", user_id="u1", name="sort-with-user-id"),
+    search(422, "invalid_field", "facets", facets="some", name="facets-not-bool"),
     search(400, "unknown_parameter", "colour", colour="red", name="unknown-parameter"),
     case("get", "/search?q=a&q=b", 400, "repeated_parameter", "q", name="search-repeated-parameter"),
     # POST /products
