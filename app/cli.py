@@ -1,9 +1,11 @@
-"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index`."""
+"""Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index |
+evaluate-recommendations`."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from .resources import Resources
 from .settings import Settings
@@ -16,6 +18,19 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("rebuild-user-vectors", help="recompute every user vector from the event log")
     commands.add_parser("apply-pending-vectors", help="apply user-vector updates deferred while Milvus was down")
     commands.add_parser("rebuild-dense-index", help="replace the products' dense index by INDEX_TYPE's")
+    evaluation = commands.add_parser("evaluate-recommendations",
+                                     help="leave-last-out replay of every strategy through the served recommender")
+    evaluation.add_argument("--split", choices=("validation", "test"), default="validation",
+                            help="validation (second-to-last item, for choosing defaults) or test (last item)")
+    evaluation.add_argument("--movielens", type=Path, metavar="DIR",
+                            help="replay MovieLens ratings.csv (default: the event store's events)")
+    evaluation.add_argument("--users", type=int, help="evaluate a fixed random sample of this many held-out users")
+    evaluation.add_argument("--tune", action="store_true", help="also choose blend weights on this split")
+    evaluation.add_argument("--workdir", type=Path, help="scratch stores (default: DATA_DIR/evaluation)")
+    evaluation.add_argument("--epochs", type=int, help="NCF epochs (default: the trainer's)")
+    evaluation.add_argument("--threads", type=int, default=1,
+                            help="torch threads for training (default 1: on a shared machine more spin-wait)")
+    evaluation.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
@@ -26,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ready: {res.settings.public_database_url}, {res.settings.public_milvus_uri}")
     elif args.command == "rebuild-user-vectors":
         print(f"rebuilt {res.ingestor.rebuild()} user vectors")
+    elif args.command == "evaluate-recommendations":
+        from ncf.train import TrainConfig
+
+        from .evaluation import run
+
+        config = TrainConfig(progress=False, threads=args.threads, **({"epochs": args.epochs} if args.epochs else {}))
+        run(res, args.split, args.movielens, args.users, args.tune,
+            args.workdir or res.settings.data_dir / "evaluation", config, args.out)
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

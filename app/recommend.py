@@ -131,7 +131,7 @@ class Recommender:
         candidates = self._gather(context, sources, category, self.candidates if strategy == "hybrid" else limit)
         return self._ranked(candidates, wanted, strategy, not personal, limit)
 
-    def candidates(self, user_id: str, category: str | None = None, exclude: Sequence[str] | None = None
+    def candidate_union(self, user_id: str, category: str | None = None, exclude: Sequence[str] | None = None
                    ) -> Candidates:
         """The hybrid union with every available source's raw scores (what `blend` ranks), e.g. to tune weights."""
         context = self._context(user_id, self.exclude if exclude is None else exclude)

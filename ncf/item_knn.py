@@ -73,9 +73,9 @@ class ItemKNN:
         return np.where(items >= 0, profile[np.maximum(items, 0)] if len(profile) else 0.0, np.nan)
 
     def recommend(self, recent: Sequence[str], k: int, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
-        """The k items most similar to the `recent` ones (positive scores only), without `exclude` and `recent`."""
+        """The k items most similar to the `recent` ones (positive scores only), without `exclude`."""
         profile = self._profile(recent)
-        excluded = self.item_ids.indices([*exclude, *recent])
+        excluded = self.item_ids.indices(list(exclude))
         profile[excluded[excluded >= 0]] = 0.0
         candidates = np.flatnonzero(profile > 0)
         if len(candidates) > k:
