@@ -73,8 +73,9 @@ def load_events(res: Resources, movielens: Path | None) -> list[Event]:
 
 
 def replay(res: Resources, events: list[Event], split: str, workdir: Path, config: TrainConfig,
-           source: dict) -> Replay:
-    """The training part of `split` in fresh stores under `workdir`, a model trained on it and served."""
+           source: dict, users: int | None = None) -> Replay:
+    """The training part of `split` in fresh stores under `workdir`, a model trained on it and served;
+    `users`: a fixed random sample of that many held-out users (the only user vectors built)."""
     weights = res.settings.event_weights
     weighted = [event for event in events if weights.get(event.event_type, 0.0) > 0]
     interactions = from_records([e.user_id for e in weighted], [e.product_id for e in weighted],
@@ -96,21 +97,23 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
     with store.write_transaction() as connection:
         store.add(connection, training, categories)
     _progress(f"{split}: {len(training)} training events stored, {len(dropped)} held out")
-    users = UserVectorStore(res.client, f"eval_users_{split}", products.dimension)
-    if res.client.has_collection(users.collection):
-        res.client.drop_collection(users.collection)
-    users.ensure_collection()
-    EventIngestor(store, products, users, weights, res.settings.user_vector_half_life_days).rebuild(chunk_size=50)
+    held_out = {interactions.user_ids.ids[u]: interactions.item_ids.ids[i] for u, i in zip(chosen.users, chosen.items)}
+    held_out = {user: held_out[user] for user in sample_users(held_out, users)}
+    vectors = UserVectorStore(res.client, f"eval_users_{split}", products.dimension)
+    if res.client.has_collection(vectors.collection):
+        res.client.drop_collection(vectors.collection)
+    vectors.ensure_collection()
+    EventIngestor(store, products, vectors, weights, res.settings.user_vector_half_life_days).rebuild(
+        sorted(held_out), chunk_size=50)
     _progress(f"{split}: user vectors rebuilt")
     train = from_event_store(f"sqlite:///{workdir / 'events.db'}", weights)
     model = _train(train, config, source, workdir / "models")
     _progress(f"{split}: model trained ({model.served['epochs']} epochs)")
     served = ServedModel(workdir / "models", check_seconds=0.0)
     settings = res.settings
-    recommender = Recommender(products, users, store, settings.recommendation_candidates, served, 0.0,
+    recommender = Recommender(products, vectors, store, settings.recommendation_candidates, served, 0.0,
                               settings.recommendation_source_weights, EVENT_TYPES,
                               settings.recommendation_rank_constant, settings.recommendation_recent_items)
-    held_out = {interactions.user_ids.ids[u]: interactions.item_ids.ids[i] for u, i in zip(chosen.users, chosen.items)}
     touched: dict[str, set[str]] = {}
     for event in training:
         touched.setdefault(event.user_id, set()).add(event.product_id)
@@ -221,8 +224,8 @@ def run(res: Resources, split: str, movielens: Path | None, users: int | None, t
     source = ({"kind": "movielens", "path": str(movielens.resolve())} if movielens is not None else {"kind": "events"})
     if movielens is not None:
         config = replace(config, attribute_shares=False)  # as `python -m ncf train` for MovieLens
-    replayed = replay(res, load_events(res, movielens), split, workdir, config, source)
-    chosen = sample_users(replayed.held_out, users)
+    replayed = replay(res, load_events(res, movielens), split, workdir, config, source, users)
+    chosen = sorted(replayed.held_out)
     result = {"split": split, "users": len(chosen), "source": source, "catalogue": replayed.n_products,
               **evaluate(replayed, chosen, tune), "seconds": round(time.perf_counter() - started, 1)}
     print(markdown(result, split))

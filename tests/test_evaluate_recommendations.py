@@ -4,11 +4,11 @@ import json
 import pytest
 
 from app.evaluation import K, RECALL_K, evaluate, load_events, markdown, replay, sample_users
-from app.events import EVENT_TYPES, Event
+from app.events import EVENT_TYPES
 from app.recommend import SOURCES, STRATEGIES
 from ncf.evaluate import list_metrics
 from ncf.train import TrainConfig
-from seed.interactions import generate_interactions
+from tests.helpers import ingest_mock_interactions
 
 CONFIG = TrainConfig(epochs=2, batch_size=256, embed_dim=8, layers=(16, 8), progress=False, threads=1,
                      item_features=False)
@@ -16,12 +16,7 @@ CONFIG = TrainConfig(epochs=2, batch_size=256, embed_dim=8, layers=(16, 8), prog
 
 @pytest.fixture(scope="module")
 def replayed(res, catalog, tmp_path_factory):
-    products = [p for p in catalog if p["active"]][:300]
-    events = [Event(e["event_id"], e["user_id"], e["product_id"], e["event_type"], e["rating"], e["timestamp"])
-              for e in generate_interactions(products, 40, min_events=12, max_events=25, seed=21,
-                                             user_prefix="eval-u")]
-    for start in range(0, len(events), 200):
-        res.ingestor.ingest(events[start:start + 200])
+    ingest_mock_interactions(res, catalog, 40, 21, "eval-u", 12, 25)
     return replay(res, load_events(res, None), "validation", tmp_path_factory.mktemp("evaluation"), CONFIG,
                   {"kind": "events"})
 

@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from app import create_app
-from app.events import Event
 from app.resources import resources
 from ncf.data import PRODUCT_ATTRIBUTES, from_event_store, product_attributes
 from ncf.mappings import ItemFeatures
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
-from seed.interactions import generate_interactions
+from tests.helpers import ingest_mock_interactions
 
 USERS = [f"ncf-u{n:05d}" for n in range(1, 41)]
 
@@ -34,12 +33,7 @@ def train_and_publish(res, seed: int, stamp: str, item_features: bool = False):
 
 @pytest.fixture(scope="module")
 def served(res, catalog):
-    products = [p for p in catalog if p["active"]][:400]
-    events = [Event(e["event_id"], e["user_id"], e["product_id"], e["event_type"], e["rating"], e["timestamp"])
-              for e in generate_interactions(products, len(USERS), min_events=10, max_events=20, seed=5,
-                                             user_prefix="ncf-u")]
-    for start in range(0, len(events), 200):
-        res.ingestor.ingest(events[start:start + 200])
+    ingest_mock_interactions(res, catalog, len(USERS), 5, "ncf-u")
     res.served_model.check_seconds = 0.0
     first = train_and_publish(res, 1, "20260101T000000Z")
     return first

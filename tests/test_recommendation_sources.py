@@ -5,14 +5,14 @@ import pytest
 from scipy import sparse
 
 from app.collaborative import ServedModel
-from app.events import EVENT_TYPES, Event
+from app.events import EVENT_TYPES
 from app.milvus_filters import ProductFilter
 from app.recommend import SOURCES, STRATEGY_SOURCES, Recommender
 from ncf.data import from_event_store, from_records
 from ncf.item_knn import ItemKNN
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
-from seed.interactions import generate_interactions
+from tests.helpers import ingest_mock_interactions
 from tests.test_events import active_products
 
 USERS = [f"src-u{n:05d}" for n in range(1, 31)]
@@ -29,12 +29,7 @@ def publish(res, models, seed: int, stamp: str) -> NCFRecommender:
 
 @pytest.fixture(scope="module")
 def served(res, catalog, tmp_path_factory):
-    products = [p for p in catalog if p["active"]][:300]
-    events = [Event(e["event_id"], e["user_id"], e["product_id"], e["event_type"], e["rating"], e["timestamp"])
-              for e in generate_interactions(products, len(USERS), min_events=10, max_events=20, seed=11,
-                                             user_prefix="src-u")]
-    for start in range(0, len(events), 200):
-        res.ingestor.ingest(events[start:start + 200])
+    ingest_mock_interactions(res, catalog, len(USERS), 11, "src-u")
     models = tmp_path_factory.mktemp("source-models")
     model = publish(res, models, 1, "20260301T000000Z")
     return models, model
