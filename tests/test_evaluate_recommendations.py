@@ -41,7 +41,9 @@ def test_every_strategy_is_measured_through_the_recommender_without_consumed_ite
     for name, row in rows.items():
         assert all(0.0 <= row[metric] <= 1.0 for metric in (f"hr@{K}", f"ndcg@{K}", f"recall@{RECALL_K}")), name
         assert row[f"hr@{K}"] <= row[f"recall@{RECALL_K}"] and row[f"coverage@{K}"] > 0, name
-    assert rows["hybrid"]["served_as"] == {"hybrid": 15}
+    for strategy in ("hybrid", "ncf", "item", "content", "similar"):  # every source available, none fell back
+        assert rows[strategy]["served_as"] == {strategy: 15}, strategy
+    assert replayed.recommender.collaborative.current()[1].user_ids == replayed.model.user_ids
     for user in users[:5]:
         shown = {item.product["product_id"] for item in replayed.recommender.recommend(user, "hybrid", RECALL_K).items}
         assert len(shown) == RECALL_K and not shown & replayed.touched[user]
