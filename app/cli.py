@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("--epochs", type=int, help="NCF epochs (default: the trainer's)")
     evaluation.add_argument("--threads", type=int, default=1,
                             help="torch threads for training (default 1: on a shared machine more spin-wait)")
+    evaluation.add_argument("--reuse", action="store_true",
+                            help="reuse the stores and model a run of the same split left in --workdir")
     evaluation.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
         config = TrainConfig(progress=False, threads=args.threads, **({"epochs": args.epochs} if args.epochs else {}))
         run(res, args.split, args.movielens, args.users, args.tune,
-            args.workdir or res.settings.data_dir / "evaluation", config, args.out)
+            args.workdir or res.settings.data_dir / "evaluation", config, args.out, args.reuse)
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

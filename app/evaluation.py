@@ -24,7 +24,7 @@ import numpy as np
 
 from ncf.data import Interactions, from_event_store, from_records, leave_one_out
 from ncf.evaluate import list_metrics
-from ncf.recommender import NCFRecommender
+from ncf.recommender import NCFRecommender, latest_model_dir
 from ncf.train import TrainConfig
 
 from .collaborative import ServedModel
@@ -75,9 +75,10 @@ def load_events(res: Resources, movielens: Path | None) -> list[Event]:
 
 
 def replay(res: Resources, events: list[Event], split: str, workdir: Path, config: TrainConfig,
-           source: dict, users: int | None = None) -> Replay:
+           source: dict, users: int | None = None, reuse: bool = False) -> Replay:
     """The training part of `split` in fresh stores under `workdir`, a model trained on it and served;
-    `users`: a fixed random sample of that many held-out users (the only user vectors built)."""
+    `users`: a fixed random sample of that many held-out users (the only user vectors built); `reuse`: the
+    stores and model an earlier run of the same split left in `workdir` (to try other blend settings)."""
     weights = res.settings.event_weights
     weighted = [event for event in events if weights.get(event.event_type, 0.0) > 0]
     interactions = from_records([e.user_id for e in weighted], [e.product_id for e in weighted],
@@ -88,29 +89,18 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
                for held in ([split_of.validation, split_of.test] if split == "validation" else [split_of.test])
                for u, i in zip(held.users, held.items)}
     training = [event for event in events if (event.user_id, event.product_id) not in dropped]
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    store = EventStore(make_engine(f"sqlite:///{workdir / 'events.db'}"), weights,
-                       res.settings.popularity_half_life_days)
-    store.init_schema()
-    products = res.products
-    categories = {product_id: row["category"] for product_id, row in
-                  products.get({e.product_id for e in training}, fields=("product_id", "category")).items()}
-    with store.write_transaction() as connection:
-        store.add(connection, training, categories)
-    _progress(f"{split}: {len(training)} training events stored, {len(dropped)} held out")
     held_out = {interactions.user_ids.ids[u]: interactions.item_ids.ids[i] for u, i in zip(chosen.users, chosen.items)}
     held_out = {user: held_out[user] for user in sample_users(held_out, users)}
+    products = res.products
     vectors = UserVectorStore(res.client, f"eval_users_{split}", products.dimension)
-    if res.client.has_collection(vectors.collection):
-        res.client.drop_collection(vectors.collection)
-    vectors.ensure_collection()
-    EventIngestor(store, products, vectors, weights, res.settings.user_vector_half_life_days).rebuild(
-        sorted(held_out), chunk_size=50, product_vectors=_product_vectors(products, {e.product_id for e in training}))
-    _progress(f"{split}: user vectors rebuilt")
+    store = EventStore(make_engine(f"sqlite:///{workdir / 'events.db'}"), weights,
+                       res.settings.popularity_half_life_days)
+    if reuse and latest_model_dir(workdir / "models") is not None and res.client.has_collection(vectors.collection):
+        model = NCFRecommender.load(latest_model_dir(workdir / "models"))
+        _progress(f"{split}: reusing the stores and model of {workdir}")
+    else:
+        model = _build(res, store, vectors, training, held_out, config, source, workdir)
     train = from_event_store(f"sqlite:///{workdir / 'events.db'}", weights)
-    model = _train(train, config, source, workdir / "models")
-    _progress(f"{split}: model trained ({model.served['epochs']} epochs)")
     served = ServedModel(workdir / "models", check_seconds=0.0)
     if served.current() is None:
         raise RuntimeError(f"the model trained for the replay is not served from {workdir / 'models'}")
@@ -124,6 +114,31 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
     counts = np.bincount(train.items, minlength=train.n_items)
     popular = [train.item_ids.ids[i] for i in np.lexsort((np.arange(len(counts)), -counts))]
     return Replay(recommender, model, train, held_out, touched, products.count(), popular)
+
+
+def _build(res: Resources, store: EventStore, vectors: UserVectorStore, training: list[Event],
+           held_out: dict[str, str], config: TrainConfig, source: dict, workdir: Path) -> NCFRecommender:
+    """Store the training events, build the held-out users' vectors, train and save the model."""
+    split = vectors.collection.removeprefix("eval_users_")
+    store.engine.dispose()
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    store.init_schema()
+    products = res.products
+    categories = {product_id: row["category"] for product_id, row in
+                  products.get({e.product_id for e in training}, fields=("product_id", "category")).items()}
+    with store.write_transaction() as connection:
+        store.add(connection, training, categories)
+    _progress(f"{split}: {len(training)} training events stored")
+    if res.client.has_collection(vectors.collection):
+        res.client.drop_collection(vectors.collection)
+    vectors.ensure_collection()
+    EventIngestor(store, products, vectors, store.weights, res.settings.user_vector_half_life_days).rebuild(
+        sorted(held_out), chunk_size=50, product_vectors=_product_vectors(products, {e.product_id for e in training}))
+    _progress(f"{split}: user vectors rebuilt")
+    model = _train(from_event_store(str(store.engine.url), store.weights), config, source, workdir / "models")
+    _progress(f"{split}: model trained ({model.served['epochs']} epochs)")
+    return model
 
 
 def _product_vectors(products, product_ids: set[str]) -> dict[str, np.ndarray]:
@@ -231,13 +246,13 @@ def markdown(result: dict, split: str) -> str:
 
 
 def run(res: Resources, split: str, movielens: Path | None, users: int | None, tune: bool, workdir: Path,
-        config: TrainConfig, out: Path | None) -> dict:
+        config: TrainConfig, out: Path | None, reuse: bool = False) -> dict:
     """The whole command: replay, evaluate, print Markdown, write JSON."""
     started = time.perf_counter()
     source = ({"kind": "movielens", "path": str(movielens.resolve())} if movielens is not None else {"kind": "events"})
     if movielens is not None:
         config = replace(config, attribute_shares=False)  # as `python -m ncf train` for MovieLens
-    replayed = replay(res, load_events(res, movielens), split, workdir, config, source, users)
+    replayed = replay(res, load_events(res, movielens), split, workdir, config, source, users, reuse)
     chosen = sorted(replayed.held_out)
     result = {"split": split, "users": len(chosen), "source": source, "catalogue": replayed.n_products,
               **evaluate(replayed, chosen, tune), "seconds": round(time.perf_counter() - started, 1)}
