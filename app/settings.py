@@ -48,7 +48,8 @@ class Settings:
     user_vector_half_life_days: float = 0.0  # 0: no time decay of user vectors
     popularity_half_life_days: float = 7.0  # 0: no time decay of popularity
     recommendation_candidates: int = 100  # per source
-    recommendation_weights: str = "collaborative:1,item:1,content:1,similar:1,popular:1,trending:1"
+    # chosen on the MovieLens validation split (docs/recommendations.md)
+    recommendation_weights: str = "collaborative:0.5,item:4,content:1,similar:2,popular:0,trending:0.5"
     recommendation_exclude: str = "purchased,rated"  # products not recommended again (see EXCLUDABLE), or none
     recommendation_rank_constant: int = 60  # k of the blend's per-source score (k + 1) / (k + rank)
     recommendation_recent_items: int = 5  # the user's latest products the item-to-item sources start from
