@@ -52,7 +52,7 @@ def test_hybrid_blends_every_source_with_default_weights(client, served, res):
     configured = {source: weight for source, weight in res.settings.recommendation_source_weights.items() if weight}
     assert weights == {source: round(weight / sum(configured.values()), 6) for source, weight in configured.items()}
     for item in body["results"]:  # the weighted sum of the rank scores; a source without an opinion adds 0
-        assert abs(item["score"] - sum(weights[s] * (v or 0.0) for s, v in item["scores"].items())) < 1e-5
+        assert abs(item["score"] - sum(weights.get(s, 0.0) * (v or 0.0) for s, v in item["scores"].items())) < 1e-5
         assert item["sources"] and all(item["scores"][source] is not None for source in item["sources"])
     scores = [item["score"] for item in body["results"]]
     assert scores == sorted(scores, reverse=True)
