@@ -1,10 +1,11 @@
 """Operations: `python -m app.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index |
-export-encoder | rebuild-collection`."""
+export-encoder | rebuild-collection | evaluate-recommendations`."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from .embedding import load_encoder
 from .resources import Resources
@@ -21,6 +22,21 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("export-encoder", help="make the encoder's cached ONNX export now (`make install` does)")
     commands.add_parser("rebuild-collection", help="copy the products (no re-embedding) into a collection with "
                         "today's schema and TEXT_ANALYZER, then serve it")
+    evaluation = commands.add_parser("evaluate-recommendations",
+                                     help="leave-last-out replay of every strategy through the served recommender")
+    evaluation.add_argument("--split", choices=("validation", "test"), default="validation",
+                            help="validation (second-to-last item, for choosing defaults) or test (last item)")
+    evaluation.add_argument("--movielens", type=Path, metavar="DIR",
+                            help="replay MovieLens ratings.csv (default: the event store's events)")
+    evaluation.add_argument("--users", type=int, help="evaluate a fixed random sample of this many held-out users")
+    evaluation.add_argument("--tune", action="store_true", help="also choose blend weights on this split")
+    evaluation.add_argument("--workdir", type=Path, help="scratch stores (default: DATA_DIR/evaluation)")
+    evaluation.add_argument("--epochs", type=int, help="NCF epochs (default: the trainer's)")
+    evaluation.add_argument("--threads", type=int, default=1,
+                            help="torch threads for training (default 1: on a shared machine more spin-wait)")
+    evaluation.add_argument("--reuse", action="store_true",
+                            help="reuse the stores and model a run of the same split left in --workdir")
+    evaluation.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
@@ -40,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{copied} products copied from {old!r} to {new!r}, which now serves "
               f"{res.settings.products_collection!r} (running services switch within COLLECTION_CHECK_SECONDS); "
               f"{old!r} is kept: drop it when unused")
+    elif args.command == "evaluate-recommendations":
+        from ncf.train import TrainConfig
+
+        from .evaluation import run
+
+        config = TrainConfig(progress=False, threads=args.threads, **({"epochs": args.epochs} if args.epochs else {}))
+        run(res, args.split, args.movielens, args.users, args.tune,
+            args.workdir or res.settings.data_dir / "evaluation", config, args.out, args.reuse)
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

@@ -1,6 +1,7 @@
 """The collaborative part of recommendations: the newest NCF model under MODELS_DIR, hot-swapped.
 
-A newer complete model directory (written by `python -m ncf train`) replaces the served one without a
+A model directory holds everything collaborative (NeuMF weights, id mappings, item-to-item neighbours), and
+a request takes one (version, model) pair with `current()`: it never mixes two models' parts. A newer complete model directory (written by `python -m ncf train`) replaces the served one without a
 restart; the directory is looked at most every MODEL_CHECK_SECONDS. A model that fails to load is
 logged and the previous one keeps serving.
 """
@@ -10,11 +11,14 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .metrics import record_served_model
+
+if TYPE_CHECKING:
+    from ncf.recommender import NCFRecommender
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +30,25 @@ class ServedModel:
         self.root = Path(root)
         self.check_seconds = check_seconds
         self._lock = threading.Lock()
-        self._model = None
+        self._served: tuple[str, NCFRecommender] | None = None  # replaced as one reference
         self._directory: Path | None = None
         self._checked_at = float("-inf")
 
     @property
     def version(self) -> str | None:
         """The served model directory's name (None: no model yet)."""
+        served = self.current()
+        return served[0] if served else None
+
+    def current(self) -> tuple[str, "NCFRecommender"] | None:
+        """The served (version, model), taken together (None: no model yet)."""
         self._refresh()
-        return self._directory.name if self._directory else None
+        return self._served
 
     def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None:
         """One batched forward pass over the candidates; NaN for products the model has never seen."""
-        self._refresh()
-        model = self._model
-        return None if model is None else model.score(user_id, list(product_ids))
+        served = self.current()
+        return None if served is None else served[1].score(user_id, list(product_ids))
 
     def _refresh(self) -> None:
         if time.monotonic() - self._checked_at < self.check_seconds:
@@ -59,6 +67,6 @@ class ServedModel:
             except Exception:
                 log.exception("could not load model %s; still serving %s", newest, self._directory)
                 return
-            replaced, self._model, self._directory = self._directory, model, newest
+            replaced, self._served, self._directory = self._directory, (newest.name, model), newest
             record_served_model("ncf", newest.name, replaced.name if replaced else None)
             log.info("serving NCF model %s", newest.name)

@@ -241,34 +241,51 @@ class EventStore:
             ).mappings()
             return [_event(row) for row in rows]
 
-    def purchased_products(self, user_id: str) -> set[str]:
+    def products_of(self, user_id: str, event_types: Iterable[str]) -> set[str]:
+        """The products the user has events of these types with."""
+        event_types = sorted(set(event_types))
+        if not event_types:
+            return set()
         with self.engine.connect() as connection:
             return set(connection.execute(
-                select(events.c.product_id).where(events.c.user_id == user_id, events.c.event_type == "purchase")
+                select(events.c.product_id).where(events.c.user_id == user_id, events.c.event_type.in_(event_types))
                 .distinct()
             ).scalars())
 
-    def popular_products(self, limit: int, offset: int = 0, category: str | None = None) -> list[tuple[str, float]]:
-        """(product_id, today's decayed score), most popular first."""
-        query = select(product_popularity.c.product_id, product_popularity.c.score)
+    def recent_products(self, user_id: str, limit: int) -> list[str]:
+        """The user's `limit` most recently touched distinct products, newest first."""
+        latest = func.max(events.c.occurred_at)
+        with self.engine.connect() as connection:
+            return list(connection.execute(
+                select(events.c.product_id).where(events.c.user_id == user_id).group_by(events.c.product_id)
+                .order_by(latest.desc(), func.max(events.c.id).desc()).limit(limit)
+            ).scalars())
+
+    def popular_products(self, limit: int, offset: int = 0, category: str | None = None, all_time: bool = False
+                         ) -> list[tuple[str, float]]:
+        """(product_id, today's decayed score), most popular first; `all_time`: (product_id, events), most first."""
+        column = product_popularity.c.events if all_time else product_popularity.c.score
+        query = select(product_popularity.c.product_id, column)
         if category is not None:
             query = query.where(product_popularity.c.category == category)
-        query = query.order_by(product_popularity.c.score.desc(), product_popularity.c.product_id)
-        factor = self.popularity_now_factor()
+        query = query.order_by(column.desc(), product_popularity.c.product_id)
+        factor = 1.0 if all_time else self.popularity_now_factor()
         with self.engine.connect() as connection:
             rows = connection.execute(query.limit(limit).offset(offset)).all()
         return [(product_id, score * factor) for product_id, score in rows]
 
-    def popularity_of(self, product_ids: Sequence[str]) -> dict[str, float]:
+    def popularity_of(self, product_ids: Sequence[str], all_time: bool = False) -> dict[str, float]:
+        """Today's decayed popularity of the products; `all_time`: their number of events."""
         if not product_ids:
             return {}
-        factor = self.popularity_now_factor()
+        column = product_popularity.c.events if all_time else product_popularity.c.score
+        factor = 1.0 if all_time else self.popularity_now_factor()
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(product_popularity.c.product_id, product_popularity.c.score)
+                select(product_popularity.c.product_id, column)
                 .where(product_popularity.c.product_id.in_(list(product_ids)))
             ).all()
-        return {product_id: score * factor for product_id, score in rows}
+        return {product_id: float(score) * factor for product_id, score in rows}
 
     def popular_categories(self, limit: int) -> list[tuple[str, float, int]]:
         factor = self.popularity_now_factor()

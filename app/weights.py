@@ -1,4 +1,5 @@
-"""Blend weights: parsed from text (query parameters, settings) and rescaled over the sources present."""
+"""Blend weights and exclusions: parsed from text (query parameters, settings); weights rescaled over the
+sources present."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -21,6 +22,20 @@ def parse_weights(text: str, sources: Sequence[str]) -> dict[str, float]:
     if not any(weights.values()):
         raise ValueError("at least one weight must be positive")
     return weights
+
+
+EXCLUDABLE = {"purchased": "purchase", "rated": "rating", "carted": "add_to_cart", "viewed": "view"}
+
+
+def parse_exclude(text: str) -> tuple[str, ...]:
+    """`purchased,rated` → the event types whose products are not recommended again; `none` → ()."""
+    names = [name.strip() for name in str(text).split(",")]
+    if names == ["none"]:
+        return ()
+    unknown = [name for name in names if name not in EXCLUDABLE]
+    if unknown:
+        raise ValueError(f"unknown exclusion {unknown[0]!r}; use none or {', '.join(EXCLUDABLE)}, comma separated")
+    return tuple(sorted({EXCLUDABLE[name] for name in names}))
 
 
 def effective_weights(weights: dict[str, float], available: set[str]) -> dict[str, float]:

@@ -6,8 +6,8 @@ Uses the benchmark store (bench/stack.py: the mock catalogue `python -m bench.se
 interactions of `--users` users seeded once through the service's ingestion path, an NCF model trained on
 them once), served as `make run` serves it, then measures:
 ingestion in batches of 1 and of 100 (events/s, user vectors updated) against the bare SQL insert of the
-same events as the baseline, and GET /users/<id>/recommendations latency per strategy against numpy
-exact scoring of the user vector over all product vectors.
+same events as the baseline, and GET /users/<id>/recommendations latency per strategy (hybrid: every
+candidate source on) against numpy exact scoring of the user vector over all product vectors.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def recommendation_rows(size: int, n_requests: int, app, res: Resources, setting
     user_vectors = res.users.get(chosen)
     exact_ms = [timed(lambda u=u: np.argpartition(-(vectors @ u.vector), 10)[:10]) for u in user_vectors.values()]
     rows = []
-    for strategy in ("hybrid", "content", "popular"):
+    for strategy in ("hybrid", "ncf", "item", "content", "similar", "popular"):
         for user_id in chosen[:10]:  # warm-up
             client.get(f"/users/{user_id}/recommendations", query_string={"strategy": strategy})
         samples = [timed(lambda u=u, s=strategy: _ok(client.get(f"/users/{u}/recommendations",

@@ -94,7 +94,7 @@ def train(args: argparse.Namespace) -> Path:
     config = replace(TrainConfig(), **{**SOURCE_DEFAULTS.get(args.source, {}), **overrides})
     interactions, source = _load_source(args.source, args.path, args.database_url)
     split = split_data(interactions, config)
-    item_features = _item_features(source, interactions) if config.item_features else None
+    item_features = item_features_of(source, interactions) if config.item_features else None
     recommender = NCFRecommender(config).fit(interactions, item_features)
     mf_config = replace(MF_CONFIG, **{name: getattr(config, name) for name in (
         "seed", "eval_negatives", "split_seed", "threads", "progress")})
@@ -206,7 +206,7 @@ def _load_source(kind: str, path: Path | None, database_url: str | None) -> tupl
         "event_weights": settings.event_weights, "merge": "max", "max_row_id": max_row_id}
 
 
-def _item_features(source: dict, interactions: Interactions) -> ItemFeatures | None:
+def item_features_of(source: dict, interactions: Interactions) -> ItemFeatures | None:
     """The items' attributes from the source. When the product store cannot be read, or no item has an
     attribute, NeuMF gets ids only: a warning says so, and `source["item_features_unavailable"]` why."""
     if source["kind"] == "movielens":

@@ -4,12 +4,13 @@ Sampled protocol (He et al. 2017): the held-out item ranked among the user's sam
 HR@k, NDCG@k and AUC. Full catalogue: the held-out item ranked among every item the user had not
 interacted with before it gives Recall@k and NDCG@k; coverage@k is the share of the catalogue that
 appears in at least one user's top k. Ties count against the held-out item (its rank is the number of
-candidates scoring at least as high); AUC counts ties as half.
+candidates scoring at least as high); AUC counts ties as half. Ranked lists (a recommender's answers,
+e.g. the service's): HR@k, NDCG@k, recall@K of the held-out item and coverage@k of the catalogue.
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -78,6 +79,22 @@ def full_catalogue_metrics(model: Scorer, held_out: HeldOut, n_items: int, k: in
         f"recall@{k}": float(hits.mean()) if len(ranks) else 0.0,
         f"full_ndcg@{k}": float(np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else 0.0,
         f"coverage@{k}": float(recommended.mean()),
+    }
+
+
+def list_metrics(ranked: Sequence[Sequence[str]], held_out: Sequence[str], n_items: int, k: int = 10,
+                 recall_k: int = 50) -> dict[str, float]:
+    """hr@k, ndcg@k, recall@{recall_k} of each held-out item in its list, and coverage@k of `n_items`."""
+    positions = [list(answer[:recall_k]).index(item) if item in answer[:recall_k] else recall_k
+                 for answer, item in zip(ranked, held_out)]
+    ranks = np.asarray(positions, dtype=np.float64)
+    hits = ranks < k
+    shown = {product_id for answer in ranked for product_id in answer[:k]}
+    return {
+        f"hr@{k}": float(hits.mean()) if len(ranks) else 0.0,
+        f"ndcg@{k}": float(np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else 0.0,
+        f"recall@{recall_k}": float((ranks < recall_k).mean()) if len(ranks) else 0.0,
+        f"coverage@{k}": len(shown) / n_items if n_items else 0.0,
     }
 
 

@@ -2,7 +2,8 @@
 
 model.pt holds the served weights: by default NeuMF refit on every interaction. evaluation_model.pt (only
 when they differ) holds the evaluation run's weights, which metrics.json measures. item_features.json (only
-for a model with item features) holds the item → attribute-value table both use.
+for a model with item features) holds the item → attribute-value table both use. item_knn.npz holds the
+item-to-item neighbours of the same interactions (directories written before it have none).
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import numpy as np
 import torch
 
 from .data import Interactions
+from .item_knn import ItemKNN
 from .mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from .model import NeuMF
 from .train import History, TrainConfig, fit, refit
 
 WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
-EVALUATION_WEIGHTS_FILE, ITEM_FEATURES_FILE = "evaluation_model.pt", "item_features.json"
+EVALUATION_WEIGHTS_FILE, ITEM_FEATURES_FILE, ITEM_KNN_FILE = "evaluation_model.pt", "item_features.json", "item_knn.npz"
 MODEL_FILES = (WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE)
 MODEL_DIR_PATTERN = re.compile(r"^ncf-(\d{8}T\d{6}Z)-[0-9a-f]+$")
 
@@ -35,6 +37,7 @@ class NCFRecommender:
         self.user_ids = IdMapping([])
         self.item_ids = IdMapping([])
         self.item_features: ItemFeatures | None = None  # each item's attribute values, aligned with item_ids
+        self.item_knn: ItemKNN | None = None  # item-to-item neighbours of the served model's interactions
         self.history = History()  # of the evaluation run
         self.refit_history: History | None = None  # of the served model, when refit on every interaction
         self.metrics: dict = {}
@@ -49,6 +52,7 @@ class NCFRecommender:
         self.model, self.refit_history = (refit(interactions, self.config, self.history, item_features)
                                           if self.config.refit else (self.evaluation_model, None))
         self.user_ids, self.item_ids, self.item_features = interactions.user_ids, interactions.item_ids, item_features
+        self.item_knn = ItemKNN().fit(interactions)
         return self
 
     @property
@@ -96,6 +100,8 @@ class NCFRecommender:
         save_mappings(directory / MAPPINGS_FILE, self.user_ids, self.item_ids)
         if self.item_features is not None:
             self.item_features.save(directory / ITEM_FEATURES_FILE)
+        if self.item_knn is not None:
+            self.item_knn.save(directory / ITEM_KNN_FILE)
         config = {"train": self.config.to_dict(), "model": self.model.hyperparameters(), "source": self.source,
                   "item_features": None if self.item_features is None else self.item_features.summary(),
                   "served": self.served, "history": self.history.to_dict(),
@@ -114,6 +120,8 @@ class NCFRecommender:
             recommender.item_features = ItemFeatures.load(directory / ITEM_FEATURES_FILE)
         recommender.model = _load_neumf(config["model"], directory / WEIGHTS_FILE, recommender.item_features)
         recommender.user_ids, recommender.item_ids = load_mappings(directory / MAPPINGS_FILE)
+        if (directory / ITEM_KNN_FILE).is_file():
+            recommender.item_knn = ItemKNN.load(directory / ITEM_KNN_FILE, recommender.item_ids)
         recommender.history = History(**config["history"])
         if config.get("refit_history"):
             recommender.refit_history = History(**config["refit_history"])

@@ -125,3 +125,18 @@ def eventually(check, timeout: float, interval: float = 0.25):
         assert time.monotonic() < deadline, f"not true within {timeout} s: {check}"
         time.sleep(interval)
     return result
+
+
+def ingest_mock_interactions(res, catalog: list[dict], users: int, seed: int, prefix: str, min_events: int = 10,
+                             max_events: int = 20) -> None:
+    """Mock interactions of `users` users (ids `<prefix>00001`...) over the first 300-400 active products,
+    ingested through the service's path."""
+    from app.events import Event
+    from seed.interactions import generate_interactions
+
+    products = [p for p in catalog if p["active"]][:400]
+    events = [Event(e["event_id"], e["user_id"], e["product_id"], e["event_type"], e["rating"], e["timestamp"])
+              for e in generate_interactions(products, users, min_events=min_events, max_events=max_events,
+                                             seed=seed, user_prefix=prefix)]
+    for start in range(0, len(events), 200):
+        res.ingestor.ingest(events[start:start + 200])

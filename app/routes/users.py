@@ -9,8 +9,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from ..catalog import Identifier
 from ..errors import ApiError
 from ..events import EVENT_TYPES
-from ..recommend import SOURCES, Recommendations
-from ..weights import parse_weights
+from ..recommend import COLD_START_SOURCES, SOURCES, STRATEGIES, Recommendations
+from ..weights import EXCLUDABLE, parse_exclude, parse_weights
 from ..resources import resources
 from ..requests import ResponseModel, operation
 from .search import FilterText, StoredProduct
@@ -25,8 +25,18 @@ SourceWeights = Annotated[
     BeforeValidator(lambda text: parse_weights(str(text), SOURCES)),
     WithJsonSchema({
         "type": "string", "pattern": f"^{SOURCE_WEIGHT}(,{SOURCE_WEIGHT})*$",
-        "examples": ["content:0.5,collaborative:0.4,popular:0.1"],
+        "examples": ["collaborative:1,item:2,content:0.5,popular:0.5"],
         "description": "source:weight pairs; weights non-negative, not all zero",
+    }),
+]
+EXCLUDE_NAME = f"({'|'.join(EXCLUDABLE)})"
+Exclusions = Annotated[
+    tuple[str, ...],
+    BeforeValidator(lambda text: parse_exclude(str(text))),
+    WithJsonSchema({
+        "type": "string", "pattern": f"^(none|{EXCLUDE_NAME}(,{EXCLUDE_NAME})*)$", "examples": ["purchased,rated"],
+        "description": "products not recommended again: those the user purchased, rated, carted or viewed "
+                       "(comma separated), or none; default RECOMMENDATION_EXCLUDE",
     }),
 ]
 
@@ -34,11 +44,20 @@ SourceWeights = Annotated[
 class RecommendationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Literal["hybrid", "ncf", "content", "popular"] = "hybrid"
+    strategy: Literal[STRATEGIES] = "hybrid"
     limit: int = Field(10, ge=1, le=100)
     category: FilterText | None = None
-    exclude_purchased: bool = True
+    exclude: Exclusions | None = None
+    exclude_purchased: bool | None = Field(None, description="deprecated: false means exclude=none")
     weights: SourceWeights | None = None
+    cold_start: Literal[COLD_START_SOURCES] = Field(
+        "popular", description="what a user without personal sources gets: all-time popular or trending")
+
+    def exclusions(self) -> tuple[str, ...] | None:
+        """The event types to exclude (None: the deployment default)."""
+        if self.exclude is None and self.exclude_purchased is False:
+            return ()
+        return self.exclude
 
 
 class RecentUsersParams(BaseModel):
@@ -88,8 +107,10 @@ class UserProfile(ResponseModel):
 
 
 class RecommendedProduct(StoredProduct):
-    score: float
-    scores: dict[str, float | None] = Field(description="each source's score normalised over the candidates")
+    score: float = Field(description="the weighted sum of `scores`")
+    scores: dict[str, float | None] = Field(
+        description="each source's rank score over the candidates, (k + 1) / (k + rank); None: no opinion")
+    sources: list[str] = Field(description="the sources that proposed the product")
 
 
 class UserRecommendations(ResponseModel):
@@ -98,6 +119,7 @@ class UserRecommendations(ResponseModel):
     strategy: str
     cold_start: bool
     weights: dict[str, float]
+    model: str | None = Field(description="the collaborative model version used, if any")
     results: list[RecommendedProduct]
 
 
@@ -132,8 +154,8 @@ def user_profile(user_id: str):
 def recommendations(user_id: str, params: RecommendationParams):
     """Recommendations by strategy; an unknown user (or one without a vector) gets popular products."""
     result: Recommendations = resources().recommender.recommend(
-        user_id, params.strategy, params.limit, params.category, params.exclude_purchased,
-        params.weights,
+        user_id, params.strategy, params.limit, params.category, params.exclusions(), params.weights,
+        params.cold_start,
     )
     return {
         "user_id": user_id,
@@ -141,5 +163,7 @@ def recommendations(user_id: str, params: RecommendationParams):
         "strategy": result.strategy,
         "cold_start": result.cold_start,
         "weights": {source: round(weight, 6) for source, weight in result.weights.items()},
-        "results": [{**item.product, "score": item.score, "scores": item.scores} for item in result.items],
+        "model": result.model,
+        "results": [{**item.product, "score": item.score, "scores": item.scores, "sources": item.sources}
+                    for item in result.items],
     }

@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from app import create_app
-from app.events import Event
 from app.resources import resources
 from ncf.data import PRODUCT_ATTRIBUTES, from_event_store, product_attributes
 from ncf.mappings import ItemFeatures
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
-from seed.interactions import generate_interactions
+from tests.helpers import ingest_mock_interactions
 
 USERS = [f"ncf-u{n:05d}" for n in range(1, 41)]
 
@@ -34,12 +33,7 @@ def train_and_publish(res, seed: int, stamp: str, item_features: bool = False):
 
 @pytest.fixture(scope="module")
 def served(res, catalog):
-    products = [p for p in catalog if p["active"]][:400]
-    events = [Event(e["event_id"], e["user_id"], e["product_id"], e["event_type"], e["rating"], e["timestamp"])
-              for e in generate_interactions(products, len(USERS), min_events=10, max_events=20, seed=5,
-                                             user_prefix="ncf-u")]
-    for start in range(0, len(events), 200):
-        res.ingestor.ingest(events[start:start + 200])
+    ingest_mock_interactions(res, catalog, len(USERS), 5, "ncf-u")
     res.served_model.check_seconds = 0.0
     first = train_and_publish(res, 1, "20260101T000000Z")
     return first
@@ -51,16 +45,19 @@ def recommend(client, user_id, **params):
     return response.json
 
 
-def test_hybrid_blends_the_collaborative_score_with_default_weights(client, served, res):
+def test_hybrid_blends_every_source_with_default_weights(client, served, res):
     body = recommend(client, USERS[0], limit=100)
-    assert body["strategy"] == "hybrid"
+    assert body["strategy"] == "hybrid" and body["model"] == res.served_model.version
     weights = body["weights"]
-    assert weights == {"content": 0.5, "collaborative": 0.4, "popular": 0.1}
-    for item in body["results"]:  # a product the model never saw: its weights are renormalised
-        present = {source: value for source, value in item["scores"].items() if value is not None}
-        expected = sum(weights[s] * v for s, v in present.items()) / sum(weights[s] for s in present)
-        assert abs(item["score"] - expected) < 1e-5
-    assert any(item["scores"]["collaborative"] is not None for item in body["results"])
+    configured = {source: weight for source, weight in res.settings.recommendation_source_weights.items() if weight}
+    assert weights == {source: round(weight / sum(configured.values()), 6) for source, weight in configured.items()}
+    for item in body["results"]:  # the weighted sum of the rank scores; a source without an opinion adds 0
+        assert abs(item["score"] - sum(weights.get(s, 0.0) * (v or 0.0) for s, v in item["scores"].items())) < 1e-5
+        assert item["sources"] and all(item["scores"][source] is not None for source in item["sources"])
+    scores = [item["score"] for item in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    proposers = {source for item in body["results"] for source in item["sources"]}
+    assert {"collaborative", "item", "content", "similar", "popular"} <= proposers
 
 
 def test_ncf_strategy_ranks_by_the_model(client, served):
@@ -80,6 +77,7 @@ def test_a_user_the_model_never_saw_falls_back(client, served, catalog):
     body = recommend(client, "ncf-newcomer", strategy="ncf")
     assert body["strategy"] == "hybrid" and "collaborative" not in body["weights"]
     assert all(item["scores"]["collaborative"] is None for item in body["results"])
+    assert "item" in body["weights"] and "content" in body["weights"]  # item-to-item from the product viewed
 
 
 def test_a_newer_model_is_served_without_restart(client, served, res):

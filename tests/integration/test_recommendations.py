@@ -42,12 +42,17 @@ def test_purchased_items_never_come_back(client, catalog):
     assert {item["product_id"] for item in with_purchased["results"]} & purchased
 
 
-def test_new_user_gets_popular_items_as_cold_start(client, catalog):
+def test_new_user_gets_popular_items_as_cold_start(client, res, catalog):
     post(client, "rec-popular-maker", active_products(catalog, sub_category="coffee")[:3], "purchase")
     body = recommend(client, "rec-never-seen", limit=5)
     assert body["strategy"] == "popular" and body["cold_start"] is True and body["requested_strategy"] == "hybrid"
+    ids = [item["product_id"] for item in body["results"]]
+    counts = res.events.popularity_of(ids, all_time=True)
+    assert [counts[product_id] for product_id in ids] == sorted(counts.values(), reverse=True)  # all-time counts
+    trending = recommend(client, "rec-never-seen", limit=5, cold_start="trending")
+    assert trending["strategy"] == "trending" and trending["cold_start"] is True
     popular = client.get("/popular", query_string={"limit": 5}).json["results"]
-    assert [item["product_id"] for item in body["results"]] == [item["product_id"] for item in popular]
+    assert [item["product_id"] for item in trending["results"]] == [item["product_id"] for item in popular]
     scores = [item["popularity"] for item in popular]
     assert scores == sorted(scores, reverse=True) and scores[0] > 0
 
@@ -75,17 +80,20 @@ def test_inactive_products_are_never_returned(client, catalog):
         client.post("/products", json=product)
 
 
-def test_weights_change_the_order(client, catalog):
+def test_weights_change_the_order(client, res, catalog):
     post(client, "rec-weights", active_products(catalog, sub_category="yoga mat")[:3])
     content_heavy = recommend(client, "rec-weights", weights="content:1,popular:0", limit=10)
     popular_heavy = recommend(client, "rec-weights", weights="content:0.01,popular:1", limit=10)
     assert content_heavy["weights"] == {"content": 1.0}
     assert [i["product_id"] for i in content_heavy["results"]] != [i["product_id"] for i in popular_heavy["results"]]
-    scores = [item["scores"]["popular"] for item in popular_heavy["results"]]
-    assert scores[0] == max(scores)
+    scores = [item["scores"]["popular"] or 0.0 for item in popular_heavy["results"]]
+    assert scores[0] == max(scores) > 0
     default = recommend(client, "rec-weights")
     assert default["strategy"] == "hybrid"
-    assert default["weights"] == {"content": round(0.5 / 0.6, 6), "popular": round(0.1 / 0.6, 6)}
+    configured = {source: weight for source, weight in res.settings.recommendation_source_weights.items()
+                  if source in ("content", "similar", "popular", "trending") and weight > 0}  # no model: no item
+    assert default["weights"] == {source: round(weight / sum(configured.values()), 6)
+                                  for source, weight in configured.items()}
     assert all(item["scores"]["collaborative"] is None for item in default["results"])
 
 

@@ -1,0 +1,153 @@
+"""Recommendation sources one by one, exclusion, the blend's breakdown and the model swap, against the real
+stores (Milvus Lite, SQLite) and a small NCF model served from its own models directory."""
+import numpy as np
+import pytest
+from scipy import sparse
+
+from app.collaborative import ServedModel
+from app.events import EVENT_TYPES
+from app.milvus_filters import ProductFilter
+from app.recommend import SOURCES, STRATEGY_SOURCES, Recommender
+from ncf.data import from_event_store, from_records
+from ncf.item_knn import ItemKNN
+from ncf.recommender import NCFRecommender
+from ncf.train import TrainConfig
+from tests.helpers import ingest_mock_interactions
+from tests.test_events import active_products
+
+USERS = [f"src-u{n:05d}" for n in range(1, 31)]
+
+
+def publish(res, models, seed: int, stamp: str) -> NCFRecommender:
+    interactions = from_event_store(res.settings.resolved_database_url, res.settings.event_weights)
+    config = TrainConfig(epochs=2, batch_size=256, embed_dim=8, layers=(16, 8), seed=seed, progress=False, threads=1)
+    model = NCFRecommender(config).fit(interactions)
+    model.metrics = {}
+    model.save(models / f"ncf-{stamp}-{seed:06x}")
+    return model
+
+
+@pytest.fixture(scope="module")
+def served(res, catalog, tmp_path_factory):
+    ingest_mock_interactions(res, catalog, len(USERS), 11, "src-u")
+    models = tmp_path_factory.mktemp("source-models")
+    model = publish(res, models, 1, "20260301T000000Z")
+    return models, model
+
+
+@pytest.fixture
+def recommender(res, served):
+    return Recommender(res.products, res.users, res.events, 30, ServedModel(served[0], 0.0), 0.0,
+                       exclude=EVENT_TYPES)
+
+
+def active_in(res, product_ids):
+    rows = res.products.get(product_ids, fields=("product_id", "active"))
+    return [product_id for product_id in product_ids if product_id in rows and rows[product_id]["active"]]
+
+
+def test_each_source_alone_ranks_by_its_own_signal(res, served, recommender):
+    model, user = served[1], USERS[0]
+    touched = res.events.products_of(user, EVENT_TYPES)
+    recent = res.events.recent_products(user, 5)
+    expected = {
+        "ncf": active_in(res, [p for p, _ in model.recommend(user, 60, touched)])[:10],
+        "item": active_in(res, [p for p, _ in model.item_knn.recommend(recent, 60, touched)])[:10],
+        "content": [hit.product["product_id"] for hit in res.products.nearest(
+            res.users.get([user])[user].vector / np.linalg.norm(res.users.get([user])[user].vector), 10,
+            ProductFilter(exclude_ids=tuple(sorted(touched))), fields=("product_id",))],
+        "trending": list(recommender.popular(10, ProductFilter(exclude_ids=tuple(sorted(touched))), ("product_id",))),
+    }
+    for strategy, source in STRATEGY_SOURCES.items():
+        result = recommender.recommend(user, strategy, 10)
+        ids = [item.product["product_id"] for item in result.items]
+        assert result.strategy == strategy and result.weights == {source: 1.0}, strategy
+        assert len(ids) == 10 and not set(ids) & touched, strategy
+        assert all(item.sources == [source] for item in result.items), strategy
+        if strategy in expected:
+            assert ids == expected[strategy], strategy
+    popular = [item.product["product_id"] for item in recommender.recommend(user, "popular", 10).items]
+    counts = res.events.popularity_of(popular, all_time=True)
+    assert [counts[p] for p in popular] == sorted(counts.values(), reverse=True)
+    similar = recommender.recommend(user, "similar", 10).items
+    recent_rows = res.products.get(recent, fields=("product_id", "category"))
+    assert {item.product["category"] for item in similar} & {row["category"] for row in recent_rows.values()}
+
+
+def test_hybrid_is_the_blend_of_the_union_that_evaluation_tunes(res, served, recommender):
+    user = USERS[1]
+    result = recommender.recommend(user, "hybrid", 20, weights={"item": 2.0, "collaborative": 1.0, "content": 1.0})
+    assert result.weights == {"item": 0.5, "collaborative": 0.25, "content": 0.25}
+    assert result.model == "ncf-20260301T000000Z-000001"
+    candidates = recommender.candidate_union(user)
+    order = recommender.blend(candidates, {"item": 2.0, "collaborative": 1.0, "content": 1.0})[0]
+    assert [item.product["product_id"] for item in result.items] == [candidates.product_ids[i] for i in order[:20]]
+    for item in result.items:
+        assert abs(item.score - sum(result.weights.get(s, 0) * (v or 0) for s, v in item.scores.items())) < 1e-5
+        assert set(item.sources) <= {source for source, value in item.scores.items() if value is not None}
+        assert set(item.scores) == set(SOURCES)
+    for source in ("collaborative", "item", "content"):  # each source's rank scores follow its raw scores
+        raw, ranked = candidates.raw[source], recommender.blend(candidates, {source: 1.0})[2][source]
+        finite = np.isfinite(raw)
+        assert np.array_equal(np.argsort(-raw[finite], kind="stable"), np.argsort(-ranked[finite], kind="stable"))
+        assert np.nanmax(ranked) == 1.0
+
+
+def test_a_request_never_mixes_two_models(res, served, recommender, monkeypatch):
+    models, first = served
+    user = USERS[2]
+    before = recommender.recommend(user, "hybrid", 30)
+    assert before.model == "ncf-20260301T000000Z-000001"
+    nearest = res.products.nearest
+    swapped = {}
+
+    def publish_during_the_request(*args, **kwargs):  # between the snapshot and the scoring
+        if not swapped:
+            swapped["model"] = publish(res, models, 2, "20260302T000000Z")
+        return nearest(*args, **kwargs)
+
+    monkeypatch.setattr(res.products, "nearest", publish_during_the_request)
+    during = recommender.recommend(user, "hybrid", 30)
+    assert swapped and during.model == before.model
+    assert [item.scores for item in during.items] == [item.scores for item in before.items]
+    monkeypatch.setattr(res.products, "nearest", nearest)
+    after = recommender.recommend(user, "hybrid", 30)
+    assert after.model == "ncf-20260302T000000Z-000002"
+    ids = [item.product["product_id"] for item in after.items if item.scores["collaborative"] is not None]
+    by_new = swapped["model"].score(user, ids)
+    ranks = [item.scores["collaborative"] for item in after.items if item.scores["collaborative"] is not None]
+    assert np.array_equal(np.argsort(-by_new, kind="stable"), np.argsort(-np.array(ranks), kind="stable"))
+
+
+def test_exclusion_by_event_type(client, catalog):
+    mats = active_products(catalog, sub_category="yoga mat")[:4]
+    for product, event_type in zip(mats, ("view", "add_to_cart", "purchase", "rating")):
+        body = {"user_id": "src-excluder", "product_id": product["product_id"], "event_type": event_type}
+        assert client.post("/events", json=body | ({"rating": 4} if event_type == "rating" else {})).status_code == 200
+    ids = dict(zip(("view", "add_to_cart", "purchase", "rating"), (p["product_id"] for p in mats)))
+
+    def shown(**params):
+        response = client.get("/users/src-excluder/recommendations",
+                              query_string={"strategy": "similar", "limit": 100, **params})
+        assert response.status_code == 200, response.json
+        return {item["product_id"] for item in response.json["results"]}
+
+    assert set(ids.values()) <= shown(exclude="none")
+    assert set(ids.values()) <= shown(exclude_purchased="false")
+    assert shown() & set(ids.values()) == {ids["view"], ids["add_to_cart"]}  # default: purchased,rated
+    assert shown(exclude="viewed") & set(ids.values()) == {ids["add_to_cart"], ids["purchase"], ids["rating"]}
+    assert not shown(exclude="purchased,rated,carted,viewed") & set(ids.values())
+
+
+def test_item_knn_is_the_cosine_of_co_occurrence_and_survives_a_round_trip(tmp_path):
+    # users: a+b+c, a+b, a+d → cos(a, b) = 2 / sqrt(3 * 2), cos(a, c) = 1 / sqrt(3), cos(b, d) = 0
+    interactions = from_records(["u1", "u1", "u1", "u2", "u2", "u3", "u3"], ["a", "b", "c", "a", "b", "a", "d"],
+                                [1.0] * 7, [1.0] * 7)
+    knn = ItemKNN().fit(interactions)
+    scores = knn.score(["a"], ["b", "c", "d", "a", "unknown"])
+    assert np.allclose(scores[:4], [2 / np.sqrt(6), 1 / np.sqrt(3), 1 / np.sqrt(3), 0.0]) and np.isnan(scores[4])
+    assert knn.recommend(["b"], 3) == [("a", pytest.approx(2 / np.sqrt(6))), ("c", pytest.approx(1 / np.sqrt(2)))]
+    assert [p for p, _ in knn.recommend(["b", "c"], 3, exclude=["a"])] == ["b", "c"]  # tied: by index
+    knn.save(tmp_path / "knn.npz")
+    loaded = ItemKNN.load(tmp_path / "knn.npz", interactions.item_ids)
+    assert (loaded.similarities != knn.similarities).nnz == 0 and sparse.isspmatrix_csr(loaded.similarities)
