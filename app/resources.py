@@ -6,9 +6,11 @@ import threading
 from flask import Flask, current_app
 from pymilvus import MilvusClient
 
+from .attribution import ImpressionLog
 from .collaborative import ServedModel
 from .embedding import DenseEncoder, QueryCachingEncoder, load_encoder
 from .events import EventStore, make_engine
+from .experiments import Experiments
 from .ingest import EventIngestor
 from .recommend import Recommender
 from .settings import Settings
@@ -106,6 +108,24 @@ class Resources:
             jobs.init_schema()
             return jobs
         return self._build("_training_jobs", create)
+
+    @property
+    def impressions(self) -> ImpressionLog:
+        def create() -> ImpressionLog:
+            settings = self.settings
+            log = ImpressionLog(self.events.engine, settings.impression_logging, settings.impression_flush_seconds,
+                                settings.impression_retention_days)
+            log.init_schema()
+            return log
+        return self._build("_impressions", create)
+
+    @property
+    def experiments(self) -> Experiments:
+        def create() -> Experiments:
+            experiments = Experiments(self.events.engine)
+            experiments.init_schema()
+            return experiments
+        return self._build("_experiments", create)
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, field_validator
 
+from ..attribution import AttributedList
 from ..catalog import Identifier, Product
 from ..milvus_filters import ProductFilter
 from ..recommend import score_breakdown
@@ -74,6 +75,7 @@ StoredProduct = create_model("StoredProduct", __base__=ResponseModel,
 class ProductHit(StoredProduct):
     """A stored product found by a search, with its score (and its 1-based rank per retriever when known)."""
 
+    position: int = Field(description="1-based, for POST /events attribution")
     score: float
     retrievers: dict[str, int | None] | None = None
     scores: dict[str, float | None] | None = Field(None, description="personalised search: score per source")
@@ -84,7 +86,7 @@ class Personalization(ResponseModel):
     weights: dict[str, float]
 
 
-class SearchResponse(ResponseModel):
+class SearchResponse(AttributedList):
     query: str
     mode: SearchMode
     fusion: Fusion | None
@@ -106,6 +108,9 @@ def search(params: SearchParams):
     """Hybrid, dense or sparse product search with filters, optionally personalised."""
     started = time.perf_counter()
     res = resources()
+    assignment = res.experiments.assignment("search", params.user_id)
+    if assignment:
+        params = params.model_copy(update=assignment.params)
     store = res.products
     dense_query = res.encoder.encode_query(params.q) if params.mode != "sparse" else None
     sparse_query = None
@@ -130,5 +135,7 @@ def search(params: SearchParams):
         ]
     else:
         body["results"] = [hit_json(hit) for hit in hits]
+    served = {"q": params.q, "mode": params.mode, "fusion": params.fusion, "dense_weight": params.dense_weight}
+    body.update(res.impressions.present("search", params.user_id, body["results"], served, assignment))
     body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return body

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from ..attribution import AttributedList
 from ..catalog import Identifier
 from ..errors import ApiError
 from ..events import EVENT_TYPES
@@ -88,11 +89,12 @@ class UserProfile(ResponseModel):
 
 
 class RecommendedProduct(StoredProduct):
+    position: int = Field(description="1-based, for POST /events attribution")
     score: float
     scores: dict[str, float | None] = Field(description="each source's score normalised over the candidates")
 
 
-class UserRecommendations(ResponseModel):
+class UserRecommendations(AttributedList):
     user_id: str
     requested_strategy: str
     strategy: str
@@ -131,15 +133,22 @@ def user_profile(user_id: str):
 @operation({200: UserRecommendations}, path=UserPath, query=RecommendationParams)
 def recommendations(user_id: str, params: RecommendationParams):
     """Recommendations by strategy; an unknown user (or one without a vector) gets popular products."""
-    result: Recommendations = resources().recommender.recommend(
+    res = resources()
+    assignment = res.experiments.assignment("recommendations", user_id)
+    if assignment:
+        params = params.model_copy(update=assignment.params)
+    result: Recommendations = res.recommender.recommend(
         user_id, params.strategy, params.limit, params.category, params.exclude_purchased,
         params.weights,
     )
+    results = [{**item.product, "score": item.score, "scores": item.scores} for item in result.items]
+    served = {"strategy": result.strategy, "weights": params.weights, "exclude_purchased": params.exclude_purchased}
     return {
+        **res.impressions.present("recommendations", user_id, results, served, assignment),
         "user_id": user_id,
         "requested_strategy": params.strategy,
         "strategy": result.strategy,
         "cold_start": result.cold_start,
         "weights": {source: round(weight, 6) for source, weight in result.weights.items()},
-        "results": [{**item.product, "score": item.score, "scores": item.scores} for item in result.items],
+        "results": results,
     }
