@@ -12,6 +12,7 @@ from .embedding import DenseEncoder, QueryCachingEncoder, load_encoder
 from .events import EventStore, make_engine
 from .experiments import Experiments
 from .ingest import EventIngestor
+from .ranker import ServedRanker
 from .recommend import Recommender
 from .settings import Settings
 from .store import ProductStore, connect
@@ -126,6 +127,11 @@ class Resources:
             experiments.init_schema()
             return experiments
         return self._build("_experiments", create)
+
+    @property
+    def ranker(self) -> ServedRanker:
+        return self._build("_ranker", lambda: ServedRanker(self.settings.resolved_models_dir / "ranker",
+                                                           self.settings.model_check_seconds))
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -17,7 +17,7 @@ from .users import RecommendationParams
 bp = Blueprint("experiments", __name__, url_prefix="/experiments")
 
 # What a variant may override, per surface, with the checks of the request parameter it stands for.
-VARIANT_PARAMETERS = {"search": (SearchParams, ("mode", "fusion", "dense_weight")),
+VARIANT_PARAMETERS = {"search": (SearchParams, ("mode", "fusion", "dense_weight", "ranker")),
                       "recommendations": (RecommendationParams, ("strategy", "weights", "exclude_purchased"))}
 VARIANT_MODELS = {
     surface: create_model(f"{surface.title()}VariantParams", __config__=ConfigDict(extra="forbid"),

@@ -65,6 +65,7 @@ class SearchParams(FilterParams):
     dense_weight: float = Field(0.7, ge=0, le=1, allow_inf_nan=False)
     explain: bool = False
     user_id: Identifier | None = None
+    ranker: bool = Field(False, description="reorder the hybrid candidates with the ranker trained on feedback")
 
 
 # A product as stored and answered: Product's fields with their types and bounds, without its input cleaning.
@@ -116,12 +117,16 @@ def search(params: SearchParams):
     sparse_query = None
     if params.mode != "dense":
         sparse_query = res.encoder.encode_query_sparse(params.q) if store.learned_sparse else params.q
-    window = max(res.settings.hybrid_candidates, params.offset + params.limit) if params.user_id else params.limit
+    whole_window = bool(params.user_id or params.ranker)
+    window = max(res.settings.hybrid_candidates, params.offset + params.limit) if whole_window else params.limit
     hits = store.search(
         dense_query, sparse_query, params.product_filter(), mode=params.mode, fusion=params.fusion,
-        dense_weight=params.dense_weight, limit=window, offset=0 if params.user_id else params.offset,
+        dense_weight=params.dense_weight, limit=window, offset=0 if whole_window else params.offset,
         explain=params.explain,
     )
+    if params.ranker:
+        hits = res.ranker.rerank(params.q, hits, res.events.popularity_of)
+        hits = hits if params.user_id else hits[params.offset:params.offset + params.limit]
     body = {"query": params.q, "mode": params.mode, "fusion": params.fusion if params.mode == "hybrid" else None}
     if params.user_id and hits:
         order, blended, normalised, weights = res.recommender.rerank(  # ranks, not raw scores: see README
@@ -135,7 +140,8 @@ def search(params: SearchParams):
         ]
     else:
         body["results"] = [hit_json(hit) for hit in hits]
-    served = {"q": params.q, "mode": params.mode, "fusion": params.fusion, "dense_weight": params.dense_weight}
+    served = {"q": params.q, "mode": params.mode, "fusion": params.fusion, "dense_weight": params.dense_weight,
+              "ranker": params.ranker}
     body.update(res.impressions.present("search", params.user_id, body["results"], served, assignment))
     body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return body
