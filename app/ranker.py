@@ -1,8 +1,8 @@
 """A search ranker trained on feedback: LightGBM LambdaRank over the hybrid candidates of a query.
 
 Features per (query, candidate): the hybrid rank and score, popularity, price, rating, whether the query
-names the product's category, and the query–product feedback (impressions, clicks, purchases and a
-smoothed click rate) counted from the impression log. Training (`python -m app.ranker train`) labels each
+names the product's category, and the query–product feedback from the impression log (times shown, and
+clicks and purchases over those expected at the positions shown: position bias removed). Training (`python -m app.ranker train`) labels each
 logged search list by what was done with it (purchase 3, add to cart 2, click 1, nothing 0); the feedback
 counts it learns from come from the older half of the log, the labels from the newer half, so a label is
 never its own feature. A model directory holds the booster and the feedback counts of the whole log; the
@@ -16,6 +16,7 @@ import math
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -29,7 +30,7 @@ from .store import SearchHit
 log = logging.getLogger(__name__)
 
 FEATURES = ("fused_rank", "fused_score", "popularity", "price", "rating", "category_match",
-            "q_impressions", "q_clicks", "q_purchases", "q_ctr")
+            "q_shown", "q_clicks_over_expected", "q_purchases_over_expected")
 LABELS = {"view": 1, "add_to_cart": 2, "purchase": 3}
 MIN_TRAINING_LISTS = 200  # fewer labelled search lists than this: no model (the ranker stays off)
 MODEL_FILE, FEEDBACK_FILE = "model.txt", "feedback.json"
@@ -40,33 +41,51 @@ def normalise_query(text: str) -> str:
 
 
 class Feedback:
-    """Impressions, clicks and purchases per (normalised query, product)."""
+    """Per (normalised query, product): times shown, clicks and purchases, and the clicks and purchases
+    expected from the positions it was shown at (each position's rate over the whole log). Their ratio
+    (clicks over expected clicks) corrects for position bias: a product shown first is clicked more
+    whatever it is worth."""
 
-    def __init__(self, counts: dict[str, list[int]] | None = None):
-        self.counts = counts or {}  # "query\tproduct" → [impressions, clicks, purchases]
+    def __init__(self, counts: dict[str, list[float]] | None = None):
+        self.counts = counts or {}  # "query\tproduct" → [shown, clicks, purchases, expected clicks, expected purchases]
 
-    def add(self, query: str, shown: Sequence[str], outcomes: dict[int, set[str]]) -> None:
-        for position, product_id in enumerate(shown, start=1):
-            row = self.counts.setdefault(f"{query}\t{product_id}", [0, 0, 0])
-            row[0] += 1
-            row[1] += "view" in outcomes.get(position, ())
-            row[2] += "purchase" in outcomes.get(position, ())
+    @classmethod
+    def of_lists(cls, lists: Sequence[tuple[str, list[str], dict[int, set[str]]]]) -> "Feedback":
+        shown, clicked, bought = Counter(), Counter(), Counter()
+        for _, products, outcomes in lists:
+            for position in range(1, len(products) + 1):
+                shown[position] += 1
+                clicked[position] += "view" in outcomes.get(position, ())
+                bought[position] += "purchase" in outcomes.get(position, ())
+        feedback = cls()
+        for query, products, outcomes in lists:
+            for position, product_id in enumerate(products, start=1):
+                row = feedback.counts.setdefault(f"{query}\t{product_id}", [0, 0, 0, 0.0, 0.0])
+                row[0] += 1
+                row[1] += "view" in outcomes.get(position, ())
+                row[2] += "purchase" in outcomes.get(position, ())
+                row[3] += clicked[position] / shown[position]
+                row[4] += bought[position] / shown[position]
+        return feedback
 
-    def of(self, query: str, product_id: str) -> tuple[int, int, int]:
-        return tuple(self.counts.get(f"{query}\t{product_id}", (0, 0, 0)))
+    def of(self, query: str, product_id: str) -> list[float]:
+        return self.counts.get(f"{query}\t{product_id}", [0, 0, 0, 0.0, 0.0])
 
 
-def features(query: str, hits: Sequence[SearchHit], feedback: Feedback, popularity: dict[str, float]) -> np.ndarray:
-    """One row of FEATURES per candidate, in the order given (the hybrid order)."""
+def features(query: str, hits: Sequence[SearchHit], feedback: Feedback, popularity: dict[str, float],
+             ranks: Sequence[int] | None = None) -> np.ndarray:
+    """One row of FEATURES per candidate; `ranks`: their hybrid ranks (default: the order given)."""
     words = set(normalise_query(query).split())
     rows = []
-    for rank, hit in enumerate(hits, start=1):
+    for i, hit in enumerate(hits):
         product = hit.product
         category = f"{product.get('category', '')} {product.get('sub_category', '')}".lower().split()
-        shown, clicks, purchases = feedback.of(normalise_query(query), product["product_id"])
-        rows.append([rank, hit.score, math.log1p(popularity.get(product["product_id"], 0.0)),
+        shown, clicks, purchases, expected_clicks, expected_purchases = feedback.of(
+            normalise_query(query), product["product_id"])
+        rows.append([ranks[i] if ranks else i + 1, hit.score, math.log1p(popularity.get(product["product_id"], 0.0)),
                      math.log1p(product.get("price") or 0.0), product.get("rating") or 0.0,
-                     float(bool(words & set(category))), shown, clicks, purchases, (clicks + 1) / (shown + 10)])
+                     float(bool(words & set(category))), math.log1p(shown),
+                     (clicks + 1) / (expected_clicks + 1), (purchases + 0.5) / (expected_purchases + 0.5)])
     return np.asarray(rows, dtype=np.float64)
 
 
@@ -129,9 +148,7 @@ def logged_search_lists(engine: Engine) -> list[tuple[str, list[str], dict[int, 
 def train(lists, candidates, popularity: dict[str, float], seed: int = 0) -> tuple[FeedbackRanker, dict]:
     """Fit on logged lists. `candidates(query)` gives the query's hybrid hits now (features are read from them)."""
     half = len(lists) // 2
-    history = Feedback()
-    for query, shown, outcomes in lists[:half]:
-        history.add(query, shown, outcomes)
+    history = Feedback.of_lists(lists[:half])
     hits_of: dict[str, dict[str, SearchHit]] = {}
     xs, ys, groups = [], [], []
     for query, shown, outcomes in lists[half:]:
@@ -144,9 +161,9 @@ def train(lists, candidates, popularity: dict[str, float], seed: int = 0) -> tup
         hits = [pool[p] for p in shown if p in pool]
         if len(hits) < 2:
             continue
-        ranks = {product_id: order.index(product_id) for product_id in pool}
+        ranks = {product_id: order.index(product_id) + 1 for product_id in pool}
         hits.sort(key=lambda hit: ranks[hit.product["product_id"]])
-        x = features(query, hits, history, popularity)
+        x = features(query, hits, history, popularity, [ranks[hit.product["product_id"]] for hit in hits])
         label = {p: max((LABELS[e] for e in outcomes.get(shown.index(p) + 1, ()) if e in LABELS), default=0)
                  for p in shown}
         xs.append(x)
@@ -154,11 +171,7 @@ def train(lists, candidates, popularity: dict[str, float], seed: int = 0) -> tup
         groups.append(len(hits))
     if len(groups) < MIN_TRAINING_LISTS:
         raise ValueError(f"{len(groups)} labelled search lists; at least {MIN_TRAINING_LISTS} are needed")
-    everything = Feedback()
-    for query, shown, outcomes in lists:
-        everything.add(query, shown, outcomes)
-    ranker = FeedbackRanker(feedback=history).fit(np.vstack(xs), np.asarray(ys), groups, seed)
-    ranker.feedback = everything
+    ranker = FeedbackRanker(feedback=Feedback.of_lists(lists)).fit(np.vstack(xs), np.asarray(ys), groups, seed)
     return ranker, {"lists": len(lists), "training_lists": len(groups), "rows": int(sum(groups)),
                     "features": list(FEATURES)}
 

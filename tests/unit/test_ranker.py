@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from app.ranker import FEATURES, Feedback, ServedRanker, features, ndcg_at, train
@@ -15,14 +16,15 @@ def hits(query_products: list[str]) -> list[SearchHit]:
 
 
 def test_features_name_ranks_feedback_and_category_match():
-    feedback = Feedback()
-    feedback.add("desk lamp", ["p1", "p2"], {2: {"view", "purchase"}})
-    x = features("Desk  LAMP", hits(["p1", "p2"]), feedback, {"p2": 3.0})
+    lists = [("desk lamp", ["p1", "p2"], {2: {"view", "purchase"}}), ("desk lamp", ["p2", "p1"], {})]
+    x = features("Desk  LAMP", hits(["p1", "p2"]), Feedback.of_lists(lists), {"p2": 3.0})
     assert x.shape == (2, len(FEATURES))
     row = dict(zip(FEATURES, x[1]))
-    assert row["fused_rank"] == 2 and row["category_match"] == 1.0
-    assert (row["q_impressions"], row["q_clicks"], row["q_purchases"]) == (1, 1, 1)
-    assert row["q_ctr"] == pytest.approx(2 / 11) and row["popularity"] > 0
+    assert row["fused_rank"] == 2 and row["category_match"] == 1.0 and row["popularity"] > 0
+    assert row["q_shown"] == pytest.approx(np.log1p(2))
+    # p2 was clicked once at position 2 (rate 1/2) and not at position 1 (rate 0): 1 click, 0.5 expected
+    assert row["q_clicks_over_expected"] == pytest.approx((1 + 1) / (0.5 + 1))
+    assert dict(zip(FEATURES, x[0]))["q_clicks_over_expected"] == pytest.approx(1 / 1.5)
 
 
 def logged_lists(count: int, seed: int = 0):
