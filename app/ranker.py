@@ -3,7 +3,8 @@
 Features per (query, candidate): the hybrid rank and score, popularity, price, rating, whether the query
 names the product's category, and the query–product feedback from the impression log (times shown, and
 clicks and purchases over those expected at the positions shown: position bias removed). Training (`python -m app.ranker train`) labels each
-logged search list by what was done with it (purchase 3, add to cart 2, click 1, nothing 0); the feedback
+logged search by what was done with its list (purchase 3, add to cart 2, click 1; 0 for the other candidates
+of the query's pool, shown or not); the feedback
 counts it learns from come from the older half of the log, the labels from the newer half, so a label is
 never its own feature. A model directory holds the booster and the feedback counts of the whole log; the
 newest under MODELS_DIR/ranker is served and hot-swapped like NCF.
@@ -72,9 +73,8 @@ class Feedback:
         return self.counts.get(f"{query}\t{product_id}", [0, 0, 0, 0.0, 0.0])
 
 
-def features(query: str, hits: Sequence[SearchHit], feedback: Feedback, popularity: dict[str, float],
-             ranks: Sequence[int] | None = None) -> np.ndarray:
-    """One row of FEATURES per candidate; `ranks`: their hybrid ranks (default: the order given)."""
+def features(query: str, hits: Sequence[SearchHit], feedback: Feedback, popularity: dict[str, float]) -> np.ndarray:
+    """One row of FEATURES per candidate, in the order given (the hybrid order)."""
     words = set(normalise_query(query).split())
     rows = []
     for i, hit in enumerate(hits):
@@ -82,7 +82,7 @@ def features(query: str, hits: Sequence[SearchHit], feedback: Feedback, populari
         category = f"{product.get('category', '')} {product.get('sub_category', '')}".lower().split()
         shown, clicks, purchases, expected_clicks, expected_purchases = feedback.of(
             normalise_query(query), product["product_id"])
-        rows.append([ranks[i] if ranks else i + 1, hit.score, math.log1p(popularity.get(product["product_id"], 0.0)),
+        rows.append([i + 1, hit.score, math.log1p(popularity.get(product["product_id"], 0.0)),
                      math.log1p(product.get("price") or 0.0), product.get("rating") or 0.0,
                      float(bool(words & set(category))), math.log1p(shown),
                      (clicks + 1) / (expected_clicks + 1), (purchases + 0.5) / (expected_purchases + 0.5)])
@@ -156,18 +156,13 @@ def train(lists, candidates, popularity: dict[str, float], seed: int = 0) -> tup
             continue  # a list nobody acted on orders nothing
         if query not in hits_of:
             hits_of[query] = {hit.product["product_id"]: hit for hit in candidates(query)}
-        pool = hits_of[query]
-        order = list(pool)
-        hits = [pool[p] for p in shown if p in pool]
+        hits = list(hits_of[query].values())  # the whole pool: a candidate not shown counts as not chosen
         if len(hits) < 2:
             continue
-        ranks = {product_id: order.index(product_id) + 1 for product_id in pool}
-        hits.sort(key=lambda hit: ranks[hit.product["product_id"]])
-        x = features(query, hits, history, popularity, [ranks[hit.product["product_id"]] for hit in hits])
-        label = {p: max((LABELS[e] for e in outcomes.get(shown.index(p) + 1, ()) if e in LABELS), default=0)
-                 for p in shown}
-        xs.append(x)
-        ys.extend(label[hit.product["product_id"]] for hit in hits)
+        label = {p: max((LABELS[e] for e in outcomes.get(position, ()) if e in LABELS), default=0)
+                 for position, p in enumerate(shown, start=1)}
+        xs.append(features(query, hits, history, popularity))
+        ys.extend(label.get(hit.product["product_id"], 0) for hit in hits)
         groups.append(len(hits))
     if len(groups) < MIN_TRAINING_LISTS:
         raise ValueError(f"{len(groups)} labelled search lists; at least {MIN_TRAINING_LISTS} are needed")

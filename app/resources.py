@@ -110,23 +110,24 @@ class Resources:
             return jobs
         return self._build("_training_jobs", create)
 
+    def _sql_tables(self, name: str, factory):
+        """A store over the event database's engine, its tables created on first use."""
+        def create():
+            store = factory(self.events.engine)
+            store.init_schema()
+            return store
+        return self._build(name, create)
+
     @property
     def impressions(self) -> ImpressionLog:
-        def create() -> ImpressionLog:
-            settings = self.settings
-            log = ImpressionLog(self.events.engine, settings.impression_logging, settings.impression_flush_seconds,
-                                settings.impression_retention_days)
-            log.init_schema()
-            return log
-        return self._build("_impressions", create)
+        settings = self.settings
+        return self._sql_tables("_impressions", lambda engine: ImpressionLog(
+            engine, settings.impression_logging, settings.impression_flush_seconds, settings.impression_retention_days,
+        ))
 
     @property
     def experiments(self) -> Experiments:
-        def create() -> Experiments:
-            experiments = Experiments(self.events.engine)
-            experiments.init_schema()
-            return experiments
-        return self._build("_experiments", create)
+        return self._sql_tables("_experiments", Experiments)
 
     @property
     def ranker(self) -> ServedRanker:
