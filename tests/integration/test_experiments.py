@@ -134,3 +134,14 @@ def test_experiments_are_stored_in_postgresql(postgres_url):
     assert store.stop(row["experiment_id"])["status"] == "stopped"
     assert store.assignment("search", "u1") is None
     engine.dispose()
+
+
+def test_ranker_variant_without_a_trained_model_serves_the_hybrid_order(client, started):
+    experiment = started({"name": "ranker", "surface": "search", "variants": [
+        {"name": "control", "share": 0.5, "params": {}}, {"name": "ranker", "share": 0.5, "params": {"ranker": True}}]})
+    user_id = users_in(experiment, "ranker", 1)[0]
+    served = client.get("/search", query_string={"q": "garden hose", "user_id": user_id}).get_json()
+    assert served["experiment"]["variant"] == "ranker"
+    client.post(f"/experiments/{experiment['experiment_id']}/stop")
+    plain = client.get("/search", query_string={"q": "garden hose", "user_id": user_id}).get_json()
+    assert [item["product_id"] for item in served["results"]] == [item["product_id"] for item in plain["results"]]
