@@ -33,8 +33,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     metrics.init_app(app, settings.embedding_model)
 
     from . import openapi
-    from .routes import events, facets, health, popular, products, search, training, ui, users
+    from .routes import events, experiments, facets, health, popular, products, search, training, ui, users
 
-    for module in (health, products, search, events, users, popular, training, facets, ui, openapi):
+    for module in (health, products, search, events, users, popular, training, experiments, facets, ui, openapi):
         app.register_blueprint(module.bp)
     return app

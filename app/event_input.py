@@ -15,6 +15,15 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FUTURE_TOLERANCE = timedelta(days=1)
 
 
+class Attribution(BaseModel):
+    """The result list (its request_id) and the 1-based position in it that led to an event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    position: int = Field(ge=1, le=1000)
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -25,6 +34,7 @@ class EventIn(BaseModel):
     rating: float | None = Field(None, ge=1, le=5, strict=True, allow_inf_nan=False, validate_default=True)
     timestamp: datetime | None = Field(None, description="ISO 8601 or unix seconds, from 1970 to now + 1 day; "
                                                          "default: now")
+    attribution: Attribution | None = None
 
     @field_validator("rating")
     @classmethod

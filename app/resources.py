@@ -6,10 +6,13 @@ import threading
 from flask import Flask, current_app
 from pymilvus import MilvusClient
 
+from .attribution import ImpressionLog
 from .collaborative import ServedModel
 from .embedding import DenseEncoder, QueryCachingEncoder, load_encoder
 from .events import EventStore, make_engine
+from .experiments import Experiments
 from .ingest import EventIngestor
+from .ranker import ServedRanker
 from .recommend import Recommender
 from .settings import Settings
 from .store import ProductStore, connect
@@ -109,6 +112,30 @@ class Resources:
             jobs.init_schema()
             return jobs
         return self._build("_training_jobs", create)
+
+    def _sql_tables(self, name: str, factory):
+        """A store over the event database's engine, its tables created on first use."""
+        def create():
+            store = factory(self.events.engine)
+            store.init_schema()
+            return store
+        return self._build(name, create)
+
+    @property
+    def impressions(self) -> ImpressionLog:
+        settings = self.settings
+        return self._sql_tables("_impressions", lambda engine: ImpressionLog(
+            engine, settings.impression_logging, settings.impression_flush_seconds, settings.impression_retention_days,
+        ))
+
+    @property
+    def experiments(self) -> Experiments:
+        return self._sql_tables("_experiments", Experiments)
+
+    @property
+    def ranker(self) -> ServedRanker:
+        return self._build("_ranker", lambda: ServedRanker(self.settings.resolved_models_dir / "ranker",
+                                                           self.settings.model_check_seconds))
 
 
     def close(self) -> None:

@@ -72,6 +72,9 @@ class Settings:
     model_check_seconds: float = 10.0
     torch_threads: int = 1  # per service process (query encoding, NCF scoring); see Resources
     api_key: str = dataclass_field(default="", repr=False)  # empty: write and admin endpoints are open
+    impression_logging: bool = True  # log the lists shown (attribution, experiment results)
+    impression_flush_seconds: float = 1.0  # buffered impressions are written this often (lost on a crash)
+    impression_retention_days: float = 30.0  # older impressions and their attributions are deleted (0: kept)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

@@ -30,17 +30,23 @@ class EventsAccepted(ResponseModel):
 def post_events(body: BatchItems):
     """Store events (a repeated event_id is not counted twice) and update the users' vectors.
 
+    An event may name the result list and position it came from (`attribution`); an unknown request_id, or a
+    position outside that list or showing another product, is a 422 naming the field and nothing is stored.
+
     A 200 means the events are committed; `user_vectors` is "pending" when Milvus could not be updated (the
     update is applied later). 503 (`database_unavailable`, or `store_unavailable` for a product that cannot
     be checked while Milvus is down): nothing was stored, retry with the same event ids.
     """
     now = datetime.now(timezone.utc)
     batch = [event.to_event(now) for event in body.items]
+    res = resources()
+    attributions = res.impressions.resolve(batch, [event.attribution for event in body.items], body.field)
     try:
-        result = resources().ingestor.ingest(batch)
+        result = res.ingestor.ingest(batch)
     except UnknownProducts as exc:
         raise ApiError(422, "unknown_product", f"no product {exc.product_ids[0]!r} in the catalogue",
                        body.field(exc.positions[0], "product_id")) from None
+    res.impressions.attribute(attributions)
     record_events(result.accepted, result.duplicates)
     return {
         "accepted": result.accepted,

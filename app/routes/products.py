@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
+from ..attribution import AttributedList
 from ..auth import require_api_key
 from ..catalog import Identifier, Product
 from ..errors import ApiError
@@ -34,7 +35,7 @@ class Deleted(ResponseModel):
     deleted: str
 
 
-class SimilarProducts(ResponseModel):
+class SimilarProducts(AttributedList):
     product_id: str
     results: list[ProductHit]
 
@@ -83,4 +84,6 @@ def similar_products(product_id: str, params: SimilarParams):
     hits = resources().products.similar(product_id, params.limit, params.product_filter())
     if hits is None:
         raise ApiError(404, "product_not_found", f"no product {product_id!r}")
-    return {"product_id": product_id, "results": [hit_json(hit) for hit in hits]}
+    results = [hit_json(hit) for hit in hits]
+    attributed = resources().impressions.present("similar", None, results, {"product_id": product_id})
+    return {"product_id": product_id, "results": results, **attributed}

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, field_validator
 
+from ..attribution import AttributedList
 from ..catalog import Identifier, Product
 from ..milvus_filters import ProductFilter
 from ..recommend import score_breakdown
@@ -65,6 +66,7 @@ class SearchParams(FilterParams):
     dense_weight: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="default: DENSE_WEIGHT")
     explain: bool = False
     user_id: Identifier | None = None
+    ranker: bool = Field(False, description="reorder the hybrid candidates with the ranker trained on feedback")
     sort: Sort = Field("relevance", description="orders the best SORT_CANDIDATES matches; not with user_id")
     facets: bool = Field(False, description="add category, brand and price counts of the best SORT_CANDIDATES")
 
@@ -73,6 +75,8 @@ class SearchParams(FilterParams):
     def _relevance_when_personalised(cls, sort, info):
         if sort != "relevance" and info.data.get("user_id") is not None:
             raise ValueError("a personalised search (user_id) is ordered by relevance only")
+        if sort != "relevance" and info.data.get("ranker"):
+            raise ValueError("a search reordered by the ranker is ordered by relevance only")
         return sort
 
 
@@ -84,6 +88,7 @@ StoredProduct = create_model("StoredProduct", __base__=ResponseModel,
 class ProductHit(StoredProduct):
     """A stored product found by a search, with its score (and its 1-based rank per retriever when known)."""
 
+    position: int = Field(description="1-based, for POST /events attribution")
     score: float
     retrievers: dict[str, int | None] | None = None
     scores: dict[str, float | None] | None = Field(None, description="personalised search: score per source")
@@ -111,7 +116,7 @@ class Personalization(ResponseModel):
     weights: dict[str, float]
 
 
-class SearchResponse(ResponseModel):
+class SearchResponse(AttributedList):
     query: str
     mode: SearchMode
     fusion: Fusion | None
@@ -134,18 +139,25 @@ def search(params: SearchParams):
     """Hybrid, dense or sparse product search with filters, optionally personalised."""
     started = time.perf_counter()
     res = resources()
+    assignment = res.experiments.assignment("search", params.user_id)
+    if assignment:
+        params = params.model_copy(update=assignment.params)
     store = res.products
     dense_query = res.encoder.encode_query(params.q) if params.mode != "sparse" else None
     sparse_query = None
     if params.mode != "dense":
         sparse_query = res.encoder.encode_query_sparse(params.q) if store.learned_sparse else params.q
-    window = max(res.settings.hybrid_candidates, params.offset + params.limit) if params.user_id else params.limit
+    whole_window = bool(params.user_id or params.ranker)
+    window = max(res.settings.hybrid_candidates, params.offset + params.limit) if whole_window else params.limit
     found = store.search(
         dense_query, sparse_query, params.product_filter(), mode=params.mode, fusion=params.fusion,
-        dense_weight=params.dense_weight, limit=window, offset=0 if params.user_id else params.offset,
+        dense_weight=params.dense_weight, limit=window, offset=0 if whole_window else params.offset,
         explain=params.explain, sort=params.sort, facets=params.facets,
     )
     hits = found.hits
+    if params.ranker:
+        hits = res.ranker.rerank(params.q, hits, res.events.popularity_of)
+        hits = hits if params.user_id else hits[params.offset:params.offset + params.limit]
     body = {"query": params.q, "mode": params.mode, "fusion": params.fusion if params.mode == "hybrid" else None}
     if found.facets is not None:
         body["facets"] = found.facets
@@ -161,5 +173,8 @@ def search(params: SearchParams):
         ]
     else:
         body["results"] = [hit_json(hit) for hit in hits]
+    served = {"q": params.q, "mode": params.mode, "fusion": params.fusion, "dense_weight": params.dense_weight,
+              "ranker": params.ranker}
+    body.update(res.impressions.present("search", params.user_id, body["results"], served, assignment))
     body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return body

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from ..attribution import AttributedList
 from ..catalog import Identifier
 from ..errors import ApiError
 from ..events import EVENT_TYPES
@@ -107,13 +108,14 @@ class UserProfile(ResponseModel):
 
 
 class RecommendedProduct(StoredProduct):
+    position: int = Field(description="1-based, for POST /events attribution")
     score: float = Field(description="the weighted sum of `scores`")
     scores: dict[str, float | None] = Field(
         description="each source's rank score over the candidates, (k + 1) / (k + rank); None: no opinion")
     sources: list[str] = Field(description="the sources that proposed the product")
 
 
-class UserRecommendations(ResponseModel):
+class UserRecommendations(AttributedList):
     user_id: str
     requested_strategy: str
     strategy: str
@@ -153,17 +155,25 @@ def user_profile(user_id: str):
 @operation({200: UserRecommendations}, path=UserPath, query=RecommendationParams)
 def recommendations(user_id: str, params: RecommendationParams):
     """Recommendations by strategy; an unknown user (or one without a vector) gets popular products."""
-    result: Recommendations = resources().recommender.recommend(
+    res = resources()
+    assignment = res.experiments.assignment("recommendations", user_id)
+    if assignment:
+        params = params.model_copy(update=assignment.params)
+    result: Recommendations = res.recommender.recommend(
         user_id, params.strategy, params.limit, params.category, params.exclusions(), params.weights,
         params.cold_start,
     )
+    results = [{**item.product, "score": item.score, "scores": item.scores, "sources": item.sources}
+               for item in result.items]
+    served = {"strategy": result.strategy, "weights": params.weights, "exclude": params.exclusions(),
+              "cold_start": params.cold_start}
     return {
+        **res.impressions.present("recommendations", user_id, results, served, assignment),
         "user_id": user_id,
         "requested_strategy": params.strategy,
         "strategy": result.strategy,
         "cold_start": result.cold_start,
         "weights": {source: round(weight, 6) for source, weight in result.weights.items()},
         "model": result.model,
-        "results": [{**item.product, "score": item.score, "scores": item.scores, "sources": item.sources}
-                    for item in result.items],
+        "results": results,
     }

@@ -198,6 +198,18 @@ CASES = [
     case("get", "/train/not-a-job", 422, "invalid_field", "job_id", name="job-id-not-hex"),
     case("get", "/train/" + "A" * 32, 422, "invalid_field", "job_id", name="job-id-upper-case"),
     case("get", "/train/" + "0" * 32, 404, "job_not_found", name="job-unknown"),
+    # POST /experiments, GET /experiments/<id>[/results], POST /experiments/<id>/stop; attribution of events
+    case("post", "/experiments", 422, "invalid_shares", "variants", name="experiment-shares-overlap",
+         json={"name": "x", "surface": "search", "variants": [{"name": "a", "share": 0.6}, {"name": "b", "share": 0.6}]}),
+    case("post", "/experiments", 400, "unknown_parameter", "variants.1.params.colour", name="experiment-unknown-param",
+         json={"name": "x", "surface": "search", "variants": [{"name": "a", "share": 0.5},
+                                                              {"name": "b", "share": 0.5, "params": {"colour": 1}}]}),
+    case("get", "/experiments/not-an-id", 422, "invalid_field", "experiment_id", name="experiment-id-not-hex"),
+    case("get", "/experiments/" + "0" * 32 + "/results", 404, "experiment_not_found", name="experiment-results-unknown"),
+    case("post", "/experiments/" + "0" * 32 + "/stop", 404, "experiment_not_found", name="experiment-stop-unknown"),
+    post_events({**EVENT, "attribution": {"request_id": "0" * 32, "position": 1}}, 422, "unknown_request_id",
+                "attribution.request_id", name="attribution-unknown-request"),
+    search(422, "invalid_field", "ranker", ranker="maybe", name="ranker-not-bool"),
     # routing
     case("get", "/nowhere", 404, "not_found", name="route-unknown"),
     case("get", "/products/", 404, "not_found", name="route-empty-product-id"),

@@ -2,7 +2,8 @@
 answers, errors and security."""
 import schemathesis
 
-PROTECTED = {("post", "/products"), ("delete", "/products/{product_id}"), ("post", "/train")}
+PROTECTED = {("post", "/products"), ("delete", "/products/{product_id}"), ("post", "/train"), ("post", "/experiments"),
+             ("post", "/experiments/{experiment_id}/stop")}
 
 
 def test_every_api_route_is_documented_and_loads_in_schemathesis(app, client):

@@ -13,7 +13,7 @@ from ncf.item_knn import ItemKNN
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
 from tests.helpers import ingest_mock_interactions
-from tests.test_events import active_products
+from tests.integration.test_events import active_products
 
 USERS = [f"src-u{n:05d}" for n in range(1, 31)]
 

@@ -116,7 +116,8 @@ def test_job_ids_are_checked(keyed_client):
     assert response.status_code == 404 and response.json["error"]["code"] == "job_not_found"
 
 
-@pytest.mark.parametrize("method, path", [("post", "/products"), ("delete", "/products/t-auth-1"), ("post", "/train")])
+@pytest.mark.parametrize("method, path", [("post", "/products"), ("delete", "/products/t-auth-1"), ("post", "/train"),
+                                          ("post", "/experiments"), ("post", f"/experiments/{'0' * 32}/stop")])
 def test_write_endpoints_need_the_api_key(keyed_client, method, path):
     call = getattr(keyed_client, method)
     missing = call(path, json={"product_id": "t-auth-1", "name": "x"})
