@@ -28,7 +28,7 @@ from app.catalog import Product, embedding_text  # noqa: E402
 from app.indexing import index_products  # noqa: E402
 from app.resources import EXTENSION_KEY  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.store import LITE_INDEX_FALLBACKS, ProductStore, connect  # noqa: E402
+from app.store import LITE_INDEX_FALLBACKS  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 
 from app.resources import Resources  # noqa: E402
