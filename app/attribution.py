@@ -91,9 +91,17 @@ class ImpressionLog:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last_purge = 0.0
+        self._schema_ready = False
 
     def init_schema(self) -> None:
         metadata.create_all(self.engine)
+        self._schema_ready = True
+
+    def _ensure_schema(self) -> None:
+        """Tables created on the first database access, not when the log is built: a search, which needs no
+        database, must not fail because the database is down."""
+        if not self._schema_ready:
+            self.init_schema()
 
     # ---- impressions ----------------------------------------------------------------------------
     def present(self, surface: str, user_id: str | None, results: list[dict], params: dict,
@@ -122,17 +130,21 @@ class ImpressionLog:
             if self._thread is None:  # started on first use: after gunicorn's fork
                 self._thread = threading.Thread(target=self._run, name="impression-log", daemon=True)
                 self._thread.start()
-                atexit.register(self.flush)
+                atexit.register(self._write)
 
     def _run(self) -> None:
         while True:
             time.sleep(self.flush_seconds)
-            try:
-                self.flush()
-                if self.retention_s and time.time() - self._last_purge > RETENTION_CHECK_SECONDS:
-                    self.purge()
-            except Exception as exc:  # the database is down: the rows stay buffered for the next round
-                log.warning("impression log not written: %s", exc)
+            self._write()
+
+    def _write(self) -> None:
+        """Flush (and purge when due); with the database down the rows stay buffered for the next round."""
+        try:
+            self.flush()
+            if self.retention_s and time.time() - self._last_purge > RETENTION_CHECK_SECONDS:
+                self.purge()
+        except Exception as exc:
+            log.warning("impression log not written: %s", exc)
 
     def flush(self) -> int:
         """Write the buffered impressions (one statement); they stay buffered if the write fails."""
@@ -140,6 +152,7 @@ class ImpressionLog:
             rows = list(self._buffer.values())
         if not rows:
             return 0
+        self._ensure_schema()
         statement = _dialect_insert(self.engine)(impressions).on_conflict_do_nothing(index_elements=["request_id"])
         with self.engine.begin() as connection:
             connection.execute(statement, rows)
@@ -150,6 +163,7 @@ class ImpressionLog:
 
     def purge(self, now: float | None = None) -> int:
         """Delete impressions (and their attributions) older than the retention; returns impressions deleted."""
+        self._ensure_schema()
         self._last_purge = now or time.time()
         cutoff = self._last_purge - self.retention_s
         with self.engine.begin() as connection:
@@ -162,6 +176,7 @@ class ImpressionLog:
             row = self._buffer.get(request_id)
         if row is not None:
             return row
+        self._ensure_schema()
         with self.engine.connect() as connection:
             found = connection.execute(select(impressions).where(impressions.c.request_id == request_id))
             row = found.mappings().first()
@@ -205,6 +220,7 @@ class ImpressionLog:
     def attribute(self, rows: list[dict]) -> None:
         """Store attribution rows (an event id already attributed keeps its first attribution)."""
         if rows:
+            self._ensure_schema()
             statement = _dialect_insert(self.engine)(event_attributions)
             with self.engine.begin() as connection:
                 connection.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]), rows)

@@ -72,11 +72,17 @@ class Resources:
         return self._build("_users", create)
 
     @property
+    def engine(self):
+        """The SQL engine of events, jobs, impressions and experiments (connects on first use)."""
+        settings = self.settings
+        return self._build("_engine", lambda: make_engine(settings.resolved_database_url,
+                                                          settings.database_connect_timeout))
+
+    @property
     def events(self) -> EventStore:
         def create() -> EventStore:
             settings = self.settings
-            store = EventStore(make_engine(settings.resolved_database_url, settings.database_connect_timeout),
-                               settings.event_weights, settings.popularity_half_life_days)
+            store = EventStore(self.engine, settings.event_weights, settings.popularity_half_life_days)
             store.init_schema()
             return store
         return self._build("_events", create)
@@ -107,16 +113,12 @@ class Resources:
 
     @property
     def training_jobs(self) -> TrainingJobs:
-        def create() -> TrainingJobs:
-            jobs = TrainingJobs(self.events.engine, self.settings)
-            jobs.init_schema()
-            return jobs
-        return self._build("_training_jobs", create)
+        return self._sql_tables("_training_jobs", lambda engine: TrainingJobs(engine, self.settings))
 
     def _sql_tables(self, name: str, factory):
         """A store over the event database's engine, its tables created on first use."""
         def create():
-            store = factory(self.events.engine)
+            store = factory(self.engine)
             store.init_schema()
             return store
         return self._build(name, create)
@@ -124,8 +126,9 @@ class Resources:
     @property
     def impressions(self) -> ImpressionLog:
         settings = self.settings
-        return self._sql_tables("_impressions", lambda engine: ImpressionLog(
-            engine, settings.impression_logging, settings.impression_flush_seconds, settings.impression_retention_days,
+        return self._build("_impressions", lambda: ImpressionLog(  # its tables: on its first database access
+            self.engine, settings.impression_logging, settings.impression_flush_seconds,
+            settings.impression_retention_days,
         ))
 
     @property
@@ -137,14 +140,13 @@ class Resources:
         return self._build("_ranker", lambda: ServedRanker(self.settings.resolved_models_dir / "ranker",
                                                            self.settings.model_check_seconds))
 
-
     def close(self) -> None:
         """Close the Milvus client and the SQL engine that were built (at exit; a later use reconnects)."""
         with self._lock:
             if "_client" in self.__dict__:
                 self.__dict__["_client"].close()
-            if "_events" in self.__dict__:
-                self.__dict__["_events"].engine.dispose()
+            if "_engine" in self.__dict__:
+                self.__dict__["_engine"].dispose()
 
 
 def init_app(app: Flask, settings: Settings) -> None:
