@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from flask import Flask, current_app
 from pymilvus import MilvusClient
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from .attribution import ImpressionLog
 from .collaborative import ServedModel
@@ -82,9 +84,7 @@ class Resources:
     def events(self) -> EventStore:
         def create() -> EventStore:
             settings = self.settings
-            store = EventStore(self.engine, settings.event_weights, settings.popularity_half_life_days)
-            store.init_schema()
-            return store
+            return _with_schema(EventStore(self.engine, settings.event_weights, settings.popularity_half_life_days))
         return self._build("_events", create)
 
     @property
@@ -117,11 +117,7 @@ class Resources:
 
     def _sql_tables(self, name: str, factory):
         """A store over the event database's engine, its tables created on first use."""
-        def create():
-            store = factory(self.engine)
-            store.init_schema()
-            return store
-        return self._build(name, create)
+        return self._build(name, lambda: _with_schema(factory(self.engine)))
 
     @property
     def impressions(self) -> ImpressionLog:
@@ -147,6 +143,19 @@ class Resources:
                 self.__dict__["_client"].close()
             if "_engine" in self.__dict__:
                 self.__dict__["_engine"].dispose()
+
+
+def _with_schema(store):
+    """Create the store's tables. Another worker creating them at the same moment can fail the first try
+    (table exists, database locked); the second finds them. A database that is down fails both."""
+    try:
+        store.init_schema()
+    except (IntegrityError, ProgrammingError, OperationalError) as exc:
+        if isinstance(exc, OperationalError) and not any(m in str(exc) for m in ("already exists", "locked")):
+            raise  # the database is down: no second wait
+        time.sleep(0.5)
+        store.init_schema()
+    return store
 
 
 def init_app(app: Flask, settings: Settings) -> None:
