@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/python -m app.cli export-encoder  # the ONNX export, cached under DATA_DIR: not on the first run's path
+	$(BIN)/python -m app.ops.cli export-encoder  # the ONNX export, cached under DATA_DIR: not on the first run's path
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
@@ -31,9 +31,9 @@ seed: install
 train: install
 	$(BIN)/python -m ncf train --source events
 
-# The Milvus Lite server (unless MILVUS_URI is set), seeding, training and gunicorn: see app/service.py.
+# The Milvus Lite server (unless MILVUS_URI is set), seeding, training and gunicorn: see app/ops/service.py.
 run: install
-	$(BIN)/python -m app.service --products $(SEED_COUNT) --users $(INTERACTION_USERS)
+	$(BIN)/python -m app.ops.service --products $(SEED_COUNT) --users $(INTERACTION_USERS)
 
 # Every tier: tests/unit, tests/integration and tests/system (gunicorn, faults, browser, compose); CI runs this.
 test: install-test

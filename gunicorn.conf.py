@@ -31,7 +31,7 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # a file, "-" (s
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms pid=%(p)s'
 errorlog = "-"
 raw_env = ["HF_HUB_OFFLINE=1", "TOKENIZERS_PARALLELISM=false"]
-METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # see app/metrics.py
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # see app/api/metrics.py
 
 
 def on_starting(server):
@@ -47,7 +47,7 @@ def on_starting(server):
 
 def post_worker_init(worker):
     """Load the model and open the store before the worker takes requests."""
-    from app.resources import resources
+    from app.core.resources import resources
 
     app = worker.wsgi
     with app.app_context():
@@ -56,7 +56,7 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """Close the worker's Milvus client and SQL engine as it stops (if its app loaded)."""
-    from app.resources import EXTENSION_KEY
+    from app.core.resources import EXTENSION_KEY
 
     resources = getattr(getattr(worker, "wsgi", None), "extensions", {}).get(EXTENSION_KEY)
     if resources is not None:

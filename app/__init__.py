@@ -4,15 +4,16 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
-from .lite_uri import import_pymilvus
+from app.config.lite_uri import import_pymilvus
 
 import_pymilvus()  # first: MILVUS_URI may name a Lite file, which pymilvus' import would refuse
 
 from flask import Flask  # noqa: E402
 
-from . import metrics, resources  # noqa: E402
-from .errors import register_error_handlers  # noqa: E402
-from .settings import Settings  # noqa: E402
+from app.api import metrics  # noqa: E402
+from app.core import resources  # noqa: E402
+from app.api.errors import register_error_handlers  # noqa: E402
+from app.config.settings import Settings  # noqa: E402
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
@@ -32,8 +33,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     register_error_handlers(app)
     metrics.init_app(app, settings.embedding_model)
 
-    from . import openapi
-    from .routes import events, experiments, facets, health, popular, products, search, training, ui, users
+    from app.api import openapi
+    from app.api import events, experiments, facets, health, popular, products, search, training, ui, users
 
     for module in (health, products, search, events, users, popular, training, experiments, facets, ui, openapi):
         app.register_blueprint(module.bp)

@@ -4,7 +4,7 @@
 
 1. simulated shoppers (seed/shoppers.py) search (GET /search with their user_id), look at the results with a
    position bias, and click / buy by a hidden relevance; their events go to POST /events with attribution;
-2. the ranker is trained on the logged impressions and attributed events (`python -m app.ranker train`'s
+2. the ranker is trained on the logged impressions and attributed events (`python -m app.core.ranker train`'s
    code path);
 3. an experiment (POST /experiments) splits new shoppers between control and the ranker variant; its own
    results (GET /experiments/<id>/results) give purchases per search with 95% intervals and the test;
@@ -22,11 +22,11 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import create_app  # noqa: E402
-from app.catalog import Product  # noqa: E402
-from app.indexing import index_products  # noqa: E402
-from app.ranker import ndcg_at, train_served  # noqa: E402
-from app.resources import resources  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.core.catalog import Product  # noqa: E402
+from app.core.indexing import index_products  # noqa: E402
+from app.core.ranker import ndcg_at, train_served  # noqa: E402
+from app.core.resources import resources  # noqa: E402
+from app.config.settings import Settings  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 from seed.shoppers import Shopper, relevance, shopper_queries  # noqa: E402
 

@@ -5,7 +5,7 @@
 
 The store is the benchmarks' one (bench/stack.py: 100k mock products, the mock interactions of `--users`
 users, an NCF model trained on them; what is missing is built once), served by the Milvus Lite server, and
-gunicorn is started as `python -m app.service` starts them (gunicorn.conf.py). For each encoder backend
+gunicorn is started as `python -m app.ops.service` starts them (gunicorn.conf.py). For each encoder backend
 (EMBEDDING_BACKEND; their fp32 vectors share one store) and worker count,
 `--clients` threads (keep-alive connections) send requests back to back for `--seconds`, after a warm-up:
 search 60% (`GET /search`, hybrid), recommendations 30% (`GET /users/<id>/recommendations`, hybrid) and
@@ -28,8 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from app.service import GUNICORN, free_port, spawn, terminate, wait_until_healthy  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.ops.service import GUNICORN, free_port, spawn, terminate, wait_until_healthy  # noqa: E402
+from app.config.settings import Settings  # noqa: E402
 
 from .common import percentiles, print_table, queries  # noqa: E402
 from .stack import prepare_store, served_store, service_env  # noqa: E402

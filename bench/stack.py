@@ -1,7 +1,7 @@
 """The benchmarks' store, prepared once and reused: bench/results/store-N holds the first N mock products
 (vectors cached on disk), the mock interactions of the benchmark users and an NCF model trained on them.
 
-It is served the way `python -m app.service` serves it: a Milvus Lite server on loopback that every process
+It is served the way `python -m app.ops.service` serves it: a Milvus Lite server on loopback that every process
 (the in-process app, gunicorn workers, the trainer) reaches through MILVUS_URI.
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Iterator
 
 import numpy as np
 
-from app.catalog import Product, embedding_text
-from app.indexing import rows_with_vectors
-from app.resources import Resources
-from app.service import free_port, spawn, start_lite_server, terminate
-from app.settings import Settings
-from app.store import ProductStore, connect
+from app.core.catalog import Product, embedding_text
+from app.core.indexing import rows_with_vectors
+from app.core.resources import Resources
+from app.ops.service import free_port, spawn, start_lite_server, terminate
+from app.config.settings import Settings
+from app.storage.products import ProductStore, connect
 from ncf.recommender import latest_model_dir
 from seed.interactions import generate_interactions
 from seed.loader import catalogue_products, seed_events

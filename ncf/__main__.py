@@ -21,8 +21,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from app.devices import resolve_device
-from app.settings import DEVICES
+from app.config.devices import resolve_device
+from app.config.settings import DEVICES
 
 from .baselines import MF_CONFIG, MatrixFactorization, TopPop
 from .data import (
@@ -214,7 +214,7 @@ def item_features_of(source: dict, interactions: Interactions) -> ItemFeatures |
     else:
         from pymilvus import MilvusException
 
-        from app.availability import StoreUnavailable
+        from app.storage.availability import StoreUnavailable
 
         try:
             attributes, fields = product_attributes(_settings()), PRODUCT_ATTRIBUTES
@@ -231,7 +231,7 @@ def _without_item_features(source: dict, reason: str) -> None:
 
 
 def _settings():
-    from app.settings import Settings
+    from app.config.settings import Settings
 
     return Settings.from_env()
 

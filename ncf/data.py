@@ -91,8 +91,8 @@ def from_event_store(database_url: str | None = None, event_weights: Mapping[str
     """
     from sqlalchemy import select
 
-    from app.events import events, make_engine
-    from app.settings import Settings
+    from app.storage.events import events, make_engine
+    from app.config.settings import Settings
 
     if database_url is None or event_weights is None:
         settings = Settings.from_env()
@@ -132,8 +132,8 @@ def product_attributes(settings=None) -> dict[str, list[str]]:
     The store is the service's (`Settings.from_env()`: MILVUS_URI, or Milvus Lite under DATA_DIR); empty
     values are left out; {} when the collection does not exist.
     """
-    from app.settings import Settings
-    from app.store import ProductStore, connect
+    from app.config.settings import Settings
+    from app.storage.products import ProductStore, connect
 
     settings = settings or Settings.from_env()
     client = connect(settings)
@@ -152,7 +152,7 @@ def latest_event_row(database_url: str) -> int:
     """The highest row id of the `events` table (0 when empty): pins the events a model was trained on."""
     from sqlalchemy import func, select
 
-    from app.events import events, make_engine
+    from app.storage.events import events, make_engine
 
     engine = make_engine(database_url)
     try:

@@ -10,12 +10,12 @@ from typing import Iterable, Iterator
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from app.catalog import Product
-from app.event_input import EventIn
-from app.events import Event
-from app.indexing import DEFAULT_BATCH, chunked, index_products
-from app.resources import Resources
-from app.store import ProductStore
+from app.core.catalog import Product
+from app.core.event_input import EventIn
+from app.storage.events import Event
+from app.core.indexing import DEFAULT_BATCH, chunked, index_products
+from app.core.resources import Resources
+from app.storage.products import ProductStore
 
 log = logging.getLogger(__name__)
 EVENT_BATCH = 500

@@ -12,7 +12,7 @@ from typing import Iterator, NoReturn
 
 import pytest
 
-from app.service import free_port, wait_until_healthy  # noqa: F401 (also used by the tests)
+from app.ops.service import free_port, wait_until_healthy  # noqa: F401 (also used by the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The read-only shared data sets live beside the checkout (../shared/data), or where SHARED_DATA_DIR says.
@@ -61,7 +61,7 @@ def gunicorn_server(data_dir: Path, log: Path, **extra_env: str) -> Iterator[str
 
 @contextmanager
 def milvus_lite_server(data_dir: Path, log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python -m app.milvus_server` over `data_dir` on a free loopback port: (its MILVUS_URI, the process).
+    """`python -m app.ops.milvus_server` over `data_dir` on a free loopback port: (its MILVUS_URI, the process).
 
     Stopped (SIGTERM) on exit; a test may stop and restart it itself with `restart_milvus_lite_server`.
     """
@@ -74,11 +74,11 @@ def milvus_lite_server(data_dir: Path, log: Path) -> Iterator[tuple[str, subproc
 
 
 def _start_milvus_lite(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    from app.milvus_server import wait_for_port
+    from app.ops.milvus_server import wait_for_port
 
     with open(log, "ab") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.milvus_server", "--data-dir", str(data_dir), "--port", str(port)],
+            [sys.executable, "-m", "app.ops.milvus_server", "--data-dir", str(data_dir), "--port", str(port)],
             cwd=ROOT, env=service_env(data_dir), stdout=handle, stderr=subprocess.STDOUT,
         )
     if not wait_for_port("127.0.0.1", port, 60):
@@ -131,7 +131,7 @@ def ingest_mock_interactions(res, catalog: list[dict], users: int, seed: int, pr
                              max_events: int = 20) -> None:
     """Mock interactions of `users` users (ids `<prefix>00001`...) over the first 300-400 active products,
     ingested through the service's path."""
-    from app.events import Event
+    from app.storage.events import Event
     from seed.interactions import generate_interactions
 
     products = [p for p in catalog if p["active"]][:400]

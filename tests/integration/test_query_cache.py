@@ -1,7 +1,7 @@
 """Query vectors are kept per process (QUERY_CACHE_SIZE) and shared read-only between requests."""
 import numpy as np
 
-from app.embedding import QueryCachingEncoder
+from app.core.embedding import QueryCachingEncoder
 
 
 class CountingEncoder:

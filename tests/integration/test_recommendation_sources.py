@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from app.collaborative import ServedModel
-from app.events import EVENT_TYPES
-from app.milvus_filters import ProductFilter
-from app.recommend import SOURCES, STRATEGY_SOURCES, Recommender
+from app.core.collaborative import ServedModel
+from app.storage.events import EVENT_TYPES
+from app.storage.milvus_filters import ProductFilter
+from app.core.recommend import SOURCES, STRATEGY_SOURCES, Recommender
 from ncf.data import from_event_store, from_records
 from ncf.item_knn import ItemKNN
 from ncf.recommender import NCFRecommender

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-from app.fusion import rrf, weighted
-from app.milvus_filters import ProductFilter
-from app.refine import PRICE_EDGES
-from app.settings import Settings
-from app.store import (
+from app.storage.fusion import rrf, weighted
+from app.storage.milvus_filters import ProductFilter
+from app.storage.refine import PRICE_EDGES
+from app.config.settings import Settings
+from app.storage.products import (
     DENSE_FIELD, NAME_SPARSE_FIELD, PRODUCT_FIELDS, SPARSE_FIELD, TEXT_FIELD, ProductStore, connect,
     product_fields_schema,
 )
@@ -222,9 +222,9 @@ def test_the_session_collection_has_the_name_retriever(res):
 
 
 SEED_ONE_KETTLE = """
-from app.milvus_filters import ProductFilter
-from app.settings import Settings
-from app.store import ProductStore, connect
+from app.storage.milvus_filters import ProductFilter
+from app.config.settings import Settings
+from app.storage.products import ProductStore, connect
 settings = Settings.from_env()
 store = ProductStore(connect(settings), settings, 384)
 store.ensure_collection()
@@ -244,7 +244,7 @@ def test_cli_rebuilds_the_collection_with_text_analyzer(tmp_path):
     assert seeded.returncode == 0, seeded.stderr[-2000:]
     assert "0 found" in seeded.stdout  # lowercase words: "kettle" is not "kettles"
 
-    done = run_module("app.cli", "rebuild-collection", env=service_env(tmp_path), timeout=300)
+    done = run_module("app.ops.cli", "rebuild-collection", env=service_env(tmp_path), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "1 products copied from 'products' to 'products_v2'" in done.stdout
     settings = Settings.from_env({}, data_dir=tmp_path)

@@ -13,8 +13,8 @@ MOVIELENS = SHARED_DATA / "movielens-latest-small"
 
 STORED_IDS = """
 import json, sys
-from app.settings import Settings
-from app.store import ProductStore, connect
+from app.config.settings import Settings
+from app.storage.products import ProductStore, connect
 settings = Settings.from_env()
 store = ProductStore(connect(settings), settings, 384)
 store.ensure_collection()

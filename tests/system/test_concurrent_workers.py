@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from app.resources import Resources
-from app.settings import Settings
+from app.core.resources import Resources
+from app.config.settings import Settings
 from seed.mock_catalog import generate_products
 from tests.helpers import assert_vectors_equal_a_rebuild, gunicorn_server, milvus_lite_server, run_module, service_env
 
@@ -46,7 +46,7 @@ def test_concurrent_posts_from_two_workers_lose_no_update(tmp_path, request, bac
     product_ids = [product["product_id"] for product in products]
     with milvus_lite_server(tmp_path, tmp_path / "milvus-lite.log") as (milvus_uri, _):
         env = {"MILVUS_URI": milvus_uri, "DATABASE_URL": database_url}
-        init = run_module("app.cli", "init-db", env=service_env(tmp_path, **env))  # before two workers race to it
+        init = run_module("app.ops.cli", "init-db", env=service_env(tmp_path, **env))  # before two workers race to it
         assert init.returncode == 0, init.stderr[-2000:]
         access_log = tmp_path / "access.log"
         with gunicorn_server(tmp_path, tmp_path / "gunicorn.log", WEB_CONCURRENCY="2",

@@ -1,4 +1,4 @@
-"""The first run as `make run` does it (`python -m app.service`): it answers once seeded, trains NCF behind the
+"""The first run as `make run` does it (`python -m app.ops.service`): it answers once seeded, trains NCF behind the
 running service and swaps the model in; a failing step is named with its exit code and output; seeding a file
 shows a progress bar with its total and a rate."""
 import csv
@@ -48,7 +48,7 @@ def test_serves_before_training_then_swaps_the_trained_model_in(tmp_path):
 def test_a_failing_step_is_named_with_its_exit_code_and_output(tmp_path):
     env = service_env(tmp_path / "data", EMBEDDING_MODEL=str(tmp_path / "no-such-model"),
                       MILVUS_LITE_PORT=str(free_port()), PORT=str(free_port()))
-    failed = run_module("app.service", "--products", "5", "--users", "0", env=env)
+    failed = run_module("app.ops.service", "--products", "5", "--users", "0", env=env)
     assert failed.returncode != 0
     assert "step 'seed products' (python -m seed --resume products --count 5) exited with 1" in failed.stderr, \
         failed.stderr[-3000:]
@@ -92,7 +92,7 @@ def test_make_run_serves_the_lite_file_milvus_uri_names(tmp_path):
     port, lite_file = free_port(), tmp_path / "other.db"
     env = service_env(tmp_path / "data", PORT=str(port), MILVUS_LITE_PORT=str(free_port()), GUNICORN_ACCESS_LOG="",
                       MILVUS_URI=str(lite_file))
-    service = subprocess.Popen([sys.executable, "-m", "app.service", "--products", "5", "--users", "0", "--no-train"],
+    service = subprocess.Popen([sys.executable, "-m", "app.ops.service", "--products", "5", "--users", "0", "--no-train"],
                                cwd=ROOT, env=env, stdout=open(tmp_path / "service.log", "w"), stderr=subprocess.STDOUT)
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}", service, timeout=600)

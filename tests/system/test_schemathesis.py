@@ -14,8 +14,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, insert
 
-from app.settings import Settings
-from app.training_jobs import TrainingJobs, training_jobs
+from app.config.settings import Settings
+from app.storage.training_jobs import TrainingJobs, training_jobs
 from tests.helpers import gunicorn_server, run_module, service_env
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The service as `make run` starts it (`python -m app.service`), on a temporary data dir and free ports: the
+"""The service as `make run` starts it (`python -m app.ops.service`), on a temporary data dir and free ports: the
 Milvus Lite server, the seed steps, gunicorn with 2 workers sharing the store with a seed script run beside
 it, and nothing left running once it stops."""
 import signal
@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.milvus_server import wait_for_port
+from app.ops.milvus_server import wait_for_port
 from tests.helpers import ROOT, free_port, run_module, service_env, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
 
 def start_service(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, int]:
-    """`python -m app.service ARGS` on free ports: (the process, its base URL, the Lite server's port)."""
+    """`python -m app.ops.service ARGS` on free ports: (the process, its base URL, the Lite server's port)."""
     port, lite_port = free_port(), free_port()
     env = service_env(tmp_path / "data", PORT=str(port), MILVUS_LITE_PORT=str(lite_port), GUNICORN_ACCESS_LOG="")
-    process = subprocess.Popen([sys.executable, "-m", "app.service", *args], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "app.ops.service", *args], cwd=ROOT, env=env,
                                stdout=open(tmp_path / "service.log", "w"), stderr=subprocess.STDOUT)
     return process, f"http://127.0.0.1:{port}", lite_port
 

@@ -2,7 +2,7 @@
 import re
 from dataclasses import fields
 
-from app.settings import Settings
+from app.config.settings import Settings
 from tests.helpers import ROOT
 
 CONFIGURATION = ROOT / "docs" / "configuration.md"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from app.experiments import assign, bucket, two_proportion_test, wilson_interval
+from app.core.experiments import assign, bucket, two_proportion_test, wilson_interval
 
 USERS = [f"user-{i}" for i in range(10_000)]
 

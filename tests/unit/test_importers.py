@@ -172,7 +172,7 @@ def test_unknown_extension_raises(tmp_path):
 def test_values_that_do_not_parse_are_left_for_validation_to_reject(tmp_path):
     from pydantic import ValidationError
 
-    from app.catalog import Product
+    from app.core.catalog import Product
 
     path = write_csv(tmp_path / "bad.csv", ["name", "price", "active"], ["Pen", "1", "yes"], ["Cup", "cheap", "maybe"])
     pen, cup = read_catalog(path)

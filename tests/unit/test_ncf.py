@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.availability import StoreUnavailable
-from app.events import Event, EventStore, make_engine
+from app.storage.availability import StoreUnavailable
+from app.storage.events import Event, EventStore, make_engine
 from ncf.__main__ import evaluate_model_dir, main
 from ncf.baselines import MatrixFactorization, TopPop
 from ncf.data import (

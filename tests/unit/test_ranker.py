@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from app.ranker import FEATURES, Feedback, ServedRanker, features, ndcg_at, train
-from app.store import SearchHit
+from app.core.ranker import FEATURES, Feedback, ServedRanker, features, ndcg_at, train
+from app.storage.products import SearchHit
 
 
 def hits(query_products: list[str]) -> list[SearchHit]:

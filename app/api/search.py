@@ -1,0 +1,181 @@
+"""GET /search: hybrid (dense + sparse) product search with filters."""
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from flask import Blueprint
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, field_validator
+
+from app.storage.attribution import AttributedList
+from app.core.catalog import Identifier, Product
+from app.storage.milvus_filters import ProductFilter
+from app.core.recommend import score_breakdown
+from app.storage.refine import Sort
+from app.api.requests import ResponseModel, operation
+from app.core.resources import resources
+from app.storage.products import SearchHit
+
+bp = Blueprint("search", __name__)
+
+# An exact-match filter value: no control characters (they cannot be written into a Milvus expression).
+FilterText = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
+SearchMode = Literal["hybrid", "dense", "sparse"]
+Fusion = Literal["rrf", "weighted"]
+ActiveFilter = Annotated[
+    bool | None,
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["all", "any"]}], "default": True,
+                    "description": "true, false, or all (no filter)"}),
+]
+
+
+class FilterParams(BaseModel):
+    """Filters shared by search and similar-products calls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: FilterText | None = None
+    brand: FilterText | None = None
+    min_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    max_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False, description="not below min_price")
+    active: ActiveFilter = True
+
+    @field_validator("active", mode="before")
+    @classmethod
+    def _all_means_no_filter(cls, value):
+        return None if value in ("all", "any") else value
+
+    @field_validator("max_price")
+    @classmethod
+    def _price_range(cls, max_price, info):
+        min_price = info.data.get("min_price")
+        if max_price is not None and min_price is not None and min_price > max_price:
+            raise ValueError("max_price must not be below min_price")
+        return max_price
+
+    def product_filter(self) -> ProductFilter:
+        return ProductFilter(self.category, self.brand, self.min_price, self.max_price, self.active)
+
+
+class SearchParams(FilterParams):
+    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
+    limit: int = Field(10, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=1000)
+    mode: SearchMode = "hybrid"
+    fusion: Fusion = "rrf"
+    dense_weight: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="default: DENSE_WEIGHT")
+    explain: bool = False
+    user_id: Identifier | None = None
+    ranker: bool = Field(False, description="reorder the hybrid candidates with the ranker trained on feedback")
+    sort: Sort = Field("relevance", description="orders the best SORT_CANDIDATES matches; not with user_id")
+    facets: bool = Field(False, description="add category, brand and price counts of the best SORT_CANDIDATES")
+
+    @field_validator("sort")
+    @classmethod
+    def _relevance_when_personalised(cls, sort, info):
+        if sort != "relevance" and info.data.get("user_id") is not None:
+            raise ValueError("a personalised search (user_id) is ordered by relevance only")
+        if sort != "relevance" and info.data.get("ranker"):
+            raise ValueError("a search reordered by the ranker is ordered by relevance only")
+        return sort
+
+
+# A product as stored and answered: Product's fields with their types and bounds, without its input cleaning.
+StoredProduct = create_model("StoredProduct", __base__=ResponseModel,
+                             **{name: (field.annotation, field) for name, field in Product.model_fields.items()})
+
+
+class ProductHit(StoredProduct):
+    """A stored product found by a search, with its score (and its 1-based rank per retriever when known)."""
+
+    position: int = Field(description="1-based, for POST /events attribution")
+    score: float
+    retrievers: dict[str, int | None] | None = None
+    scores: dict[str, float | None] | None = Field(None, description="personalised search: score per source")
+
+
+class FacetCount(ResponseModel):
+    value: str
+    count: int
+
+
+class PriceBucket(ResponseModel):
+    min: float
+    max: float | None = Field(description="null: no upper bound")
+    count: int
+
+
+class SearchFacets(ResponseModel):
+    categories: list[FacetCount]
+    brands: list[FacetCount]
+    price: list[PriceBucket]
+
+
+class Personalization(ResponseModel):
+    user_id: str
+    weights: dict[str, float]
+
+
+class SearchResponse(AttributedList):
+    query: str
+    mode: SearchMode
+    fusion: Fusion | None
+    personalized: Personalization | None = None
+    results: list[ProductHit]
+    facets: SearchFacets | None = None
+    took_ms: float
+
+
+def hit_json(hit: SearchHit) -> dict:
+    body = {**hit.product, "score": round(hit.score, 6)}
+    if hit.retrievers is not None:
+        body["retrievers"] = hit.retrievers
+    return body
+
+
+@bp.get("/search")
+@operation({200: SearchResponse}, query=SearchParams)
+def search(params: SearchParams):
+    """Hybrid, dense or sparse product search with filters, optionally personalised."""
+    started = time.perf_counter()
+    res = resources()
+    # without a user no experiment applies, and nothing here needs the database
+    assignment = res.experiments.assignment("search", params.user_id) if params.user_id else None
+    if assignment:
+        params = params.model_copy(update=assignment.params)
+    store = res.products
+    dense_query = res.encoder.encode_query(params.q) if params.mode != "sparse" else None
+    sparse_query = None
+    if params.mode != "dense":
+        sparse_query = res.encoder.encode_query_sparse(params.q) if store.learned_sparse else params.q
+    whole_window = bool(params.user_id or params.ranker)
+    window = max(res.settings.hybrid_candidates, params.offset + params.limit) if whole_window else params.limit
+    found = store.search(
+        dense_query, sparse_query, params.product_filter(), mode=params.mode, fusion=params.fusion,
+        dense_weight=params.dense_weight, limit=window, offset=0 if whole_window else params.offset,
+        explain=params.explain, sort=params.sort, facets=params.facets,
+    )
+    hits = found.hits
+    if params.ranker:
+        hits = res.ranker.rerank(params.q, hits, res.events.popularity_of)
+        hits = hits if params.user_id else hits[params.offset:params.offset + params.limit]
+    body = {"query": params.q, "mode": params.mode, "fusion": params.fusion if params.mode == "hybrid" else None}
+    if found.facets is not None:
+        body["facets"] = found.facets
+    if params.user_id and hits:
+        order, blended, normalised, weights = res.recommender.rerank(  # ranks, not raw scores: see README
+            params.user_id, [hit.product["product_id"] for hit in hits], [-rank for rank in range(len(hits))],
+            res.settings.personalization_weights,
+        )
+        body["personalized"] = {"user_id": params.user_id, "weights": {k: round(v, 6) for k, v in weights.items()}}
+        body["results"] = [
+            {**hit_json(hits[i]), "score": round(float(blended[i]), 6), "scores": score_breakdown(normalised, i)}
+            for i in order[params.offset:params.offset + params.limit]
+        ]
+    else:
+        body["results"] = [hit_json(hit) for hit in hits]
+    served = {"q": params.q, "mode": params.mode, "fusion": params.fusion, "dense_weight": params.dense_weight,
+              "ranker": params.ranker}
+    body.update(res.impressions.present("search", params.user_id, body["results"], served, assignment))
+    body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return body

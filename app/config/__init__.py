@@ -1,0 +1,1 @@
+"""Foundation imported by every layer: settings, devices, the Milvus Lite URI, blend weight parsing."""

@@ -1,0 +1,1 @@
+"""Domain layer: catalogue, encoders, indexing, ingestion, recommendation, ranking, experiments, evaluation."""

@@ -1,0 +1,72 @@
+"""The collaborative part of recommendations: the newest NCF model under MODELS_DIR, hot-swapped.
+
+A model directory holds everything collaborative (NeuMF weights, id mappings, item-to-item neighbours), and
+a request takes one (version, model) pair with `current()`: it never mixes two models' parts. A newer complete model directory (written by `python -m ncf train`) replaces the served one without a
+restart; the directory is looked at most every MODEL_CHECK_SECONDS. A model that fails to load is
+logged and the previous one keeps serving.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from app.api.metrics import record_served_model
+
+if TYPE_CHECKING:
+    from ncf.recommender import NCFRecommender
+
+log = logging.getLogger(__name__)
+
+
+class ServedModel:
+    """Scores (user, candidate products) with the newest NCF model; None when no model knows the user."""
+
+    def __init__(self, root: Path, check_seconds: float):
+        self.root = Path(root)
+        self.check_seconds = check_seconds
+        self._lock = threading.Lock()
+        self._served: tuple[str, NCFRecommender] | None = None  # replaced as one reference
+        self._directory: Path | None = None
+        self._checked_at = float("-inf")
+
+    @property
+    def version(self) -> str | None:
+        """The served model directory's name (None: no model yet)."""
+        served = self.current()
+        return served[0] if served else None
+
+    def current(self) -> tuple[str, "NCFRecommender"] | None:
+        """The served (version, model), taken together (None: no model yet)."""
+        self._refresh()
+        return self._served
+
+    def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None:
+        """One batched forward pass over the candidates; NaN for products the model has never seen."""
+        served = self.current()
+        return None if served is None else served[1].score(user_id, list(product_ids))
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._checked_at < self.check_seconds:
+            return
+        with self._lock:
+            if time.monotonic() - self._checked_at < self.check_seconds:
+                return
+            self._checked_at = time.monotonic()
+            from ncf.recommender import NCFRecommender, latest_model_dir
+
+            newest = latest_model_dir(self.root)
+            if newest is None or newest == self._directory:
+                return
+            try:
+                model = NCFRecommender.load(newest)
+            except Exception:
+                log.exception("could not load model %s; still serving %s", newest, self._directory)
+                return
+            replaced, self._served, self._directory = self._directory, (newest.name, model), newest
+            record_served_model("ncf", newest.name, replaced.name if replaced else None)
+            log.info("serving NCF model %s", newest.name)

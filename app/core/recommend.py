@@ -1,0 +1,334 @@
+"""Recommendations: candidates from every source, one union scored by all, blended by reciprocal rank.
+
+Sources: `collaborative` (the served NCF model over the whole catalogue), `item` (item-to-item neighbours of
+the user's most recent products, trained with the model), `content` (Milvus search with the user vector),
+`similar` (Milvus search with the mean vector of the user's most recent products), `popular` (all-time event
+counts) and `trending` (popularity decayed by POPULARITY_HALF_LIFE_DAYS). Each source that can score the
+union ranks it; a candidate's per-source score is (k + 1) / (k + rank), 1 for that source's best, and its
+blended score the weighted sum (weights renormalised over the sources available for the user).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+import numpy as np
+
+from app.storage.events import EventStore
+from app.storage.milvus_filters import ProductFilter
+from app.config.settings import RECOMMENDATION_SOURCES
+from app.storage.products import DENSE_FIELD, PRODUCT_FIELDS, ProductStore
+from app.storage.users import UserVectorStore
+from app.config.weights import effective_weights
+
+if TYPE_CHECKING:
+    from ncf.recommender import NCFRecommender
+
+SOURCES = RECOMMENDATION_SOURCES
+STRATEGY_SOURCES = {"ncf": "collaborative", "item": "item", "content": "content", "similar": "similar",
+                    "popular": "popular", "trending": "trending"}  # single-source strategies
+STRATEGIES = ("hybrid", *STRATEGY_SOURCES)
+COLD_START_SOURCES = ("popular", "trending")
+POPULAR_MARGIN = 16  # popular products read beyond the ones wanted, for those found inactive
+POPULAR_CACHED = 200  # popular products a process keeps per category (POPULAR_CACHE_SECONDS)
+MODEL_MARGIN = 32  # model candidates read beyond the ones wanted, for those inactive or of another category
+
+
+class CollaborativeScorer(Protocol):
+    """The served model: `current()` is (version, model) or None; `score` for personalised search."""
+
+    def current(self) -> tuple[str, NCFRecommender] | None: ...
+
+    def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None: ...
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    product: dict
+    score: float
+    scores: dict[str, float | None]
+    sources: list[str]  # the sources that proposed it
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    strategy: str  # the strategy actually used
+    cold_start: bool
+    weights: dict[str, float]  # effective weights (renormalised over the sources available)
+    items: list[Recommendation]
+    model: str | None = None  # the version of the model whose scores were used
+
+
+@dataclass
+class Candidates:
+    """A user's candidate union: who proposed each, and each available source's raw score of every one."""
+
+    product_ids: list[str]
+    proposed_by: dict[str, set[str]]
+    raw: dict[str, np.ndarray]  # source → scores aligned with product_ids (NaN: no opinion)
+    model: str | None = None
+
+
+@dataclass
+class _Context:
+    """What one request knows of the user, read once (the model snapshot included)."""
+
+    user_id: str
+    consumed: set[str]
+    recent: list[str]
+    vector: np.ndarray | None
+    model: tuple[str, NCFRecommender] | None
+    recent_vector: np.ndarray | None = None
+
+    def available(self) -> set[str]:
+        sources = set(COLD_START_SOURCES)
+        if self.model is not None and self.model[1].user_ids.index(self.user_id) is not None:
+            sources.add("collaborative")
+        if self.model is not None and self.model[1].item_knn is not None and self.recent:
+            sources.add("item")
+        if self.vector is not None:
+            sources.add("content")
+        if self.recent_vector is not None:
+            sources.add("similar")
+        return sources
+
+
+class Recommender:
+    def __init__(self, products: ProductStore, users: UserVectorStore, events: EventStore, candidates: int,
+                 collaborative: CollaborativeScorer | None = None, popular_cache_seconds: float = 0.0,
+                 weights: dict[str, float] | None = None, exclude: Sequence[str] = ("purchase",),
+                 rank_constant: int = 60, recent_items: int = 5):
+        self.products = products
+        self.users = users
+        self.events = events
+        self.candidates = candidates  # per source
+        self.collaborative = collaborative
+        self.popular_cache_seconds = popular_cache_seconds
+        self.weights = weights or dict.fromkeys(SOURCES, 1.0)
+        self.exclude = tuple(exclude)  # event types whose products are not recommended again
+        self.rank_constant = rank_constant
+        self.recent_items = recent_items
+        self._popular_cache: dict[tuple[str | None, bool], tuple[float, dict[str, dict]]] = {}
+        self._popular_cache_lock = threading.Lock()
+
+    def recommend(self, user_id: str, strategy: str = "hybrid", limit: int = 10, category: str | None = None,
+                  exclude: Sequence[str] | None = None, weights: dict[str, float] | None = None,
+                  cold_start: str = "popular") -> Recommendations:
+        """The `limit` best products for the user; `exclude`: event types whose products are left out
+        (None: the deployment's). A single-source strategy unavailable for the user falls back to hybrid;
+        a user with no personal source gets the `cold_start` source (popular or trending)."""
+        context = self._context(user_id, self.exclude if exclude is None else exclude)
+        available = context.available()
+        personal = available - set(COLD_START_SOURCES)
+        wanted = {STRATEGY_SOURCES[strategy]: 1.0} if strategy != "hybrid" else dict(weights or self.weights)
+        if not set(wanted) & available:
+            strategy, wanted = "hybrid", dict(self.weights)
+        if strategy == "hybrid" and not personal:
+            strategy, wanted = cold_start, {cold_start: 1.0}
+        sources = available if strategy == "hybrid" else set(wanted)
+        candidates = self._gather(context, sources, category, self.candidates if strategy == "hybrid" else limit)
+        return self._ranked(candidates, wanted, strategy, not personal, limit)
+
+    def candidate_union(self, user_id: str, category: str | None = None, exclude: Sequence[str] | None = None
+                   ) -> Candidates:
+        """The hybrid union with every available source's raw scores (what `blend` ranks), e.g. to tune weights."""
+        context = self._context(user_id, self.exclude if exclude is None else exclude)
+        return self._gather(context, context.available(), category, self.candidates)
+
+    def blend(self, candidates: Candidates, weights: dict[str, float]
+              ) -> tuple[list[int], np.ndarray, dict[str, np.ndarray], dict[str, float]]:
+        """(order of the candidates, blended scores, per-source rank scores, effective weights)."""
+        rank_scores = {source: _rank_scores(values, self.rank_constant) for source, values in candidates.raw.items()}
+        effective = effective_weights(weights, set(rank_scores))
+        blended = np.zeros(len(candidates.product_ids))
+        for source, weight in effective.items():
+            blended += weight * np.nan_to_num(rank_scores[source])
+        order = sorted(range(len(blended)), key=lambda i: (-blended[i], candidates.product_ids[i]))
+        return order, blended, rank_scores, effective
+
+    def _context(self, user_id: str, exclude: Sequence[str]) -> _Context:
+        user = self.users.get([user_id]).get(user_id)
+        vector = _unit(user.vector) if user is not None and np.any(user.vector) else None
+        recent = self.events.recent_products(user_id, self.recent_items)
+        context = _Context(user_id, self.events.products_of(user_id, exclude), recent, vector,
+                           self.collaborative.current() if self.collaborative is not None else None)
+        if recent:
+            found = self.products.get(recent, fields=("product_id", DENSE_FIELD))
+            if found:
+                context.recent_vector = _unit(np.mean([row[DENSE_FIELD] for row in found.values()], axis=0))
+        return context
+
+    def _gather(self, context: _Context, sources: set[str], category: str | None, size: int) -> Candidates:
+        """Each source's `size` best candidates; their union, filtered (active, category, not consumed), is
+        scored by every source in `sources`."""
+        product_filter = ProductFilter(category=category, active=True, exclude_ids=tuple(sorted(context.consumed)))
+        proposed: dict[str, list[str]] = {}
+        model = context.model[1] if context.model else None
+        if "collaborative" in sources:
+            proposed["collaborative"] = [product_id for product_id, _ in model.recommend(
+                context.user_id, size + MODEL_MARGIN, context.consumed)]
+        if "item" in sources:
+            proposed["item"] = [product_id for product_id, _ in model.item_knn.recommend(
+                context.recent, size + MODEL_MARGIN, context.consumed)]
+        for source, query in (("content", context.vector), ("similar", context.recent_vector)):
+            if source in sources:
+                proposed[source] = [hit.product["product_id"] for hit in self.products.nearest(
+                    query, size, product_filter, fields=("product_id",))]
+        for source in COLD_START_SOURCES:
+            if source in sources:
+                proposed[source] = list(self.popular(size, product_filter, ("product_id",), source == "popular"))
+        union = list(dict.fromkeys(product_id for ids in proposed.values() for product_id in ids))
+        rows = self.products.get(union, fields=("product_id", "active", "category", DENSE_FIELD))
+        union = [product_id for product_id in union if product_id in rows and rows[product_id]["active"]
+                 and (category is None or rows[product_id]["category"] == category)]
+        proposed_by: dict[str, set[str]] = {product_id: set() for product_id in union}
+        for source, ids in proposed.items():
+            for product_id in [product_id for product_id in ids if product_id in proposed_by][:size]:
+                proposed_by[product_id].add(source)
+        return Candidates(union, proposed_by, self._raw_scores(context, sources, union, rows),
+                          context.model[0] if context.model else None)
+
+    def _raw_scores(self, context: _Context, sources: set[str], union: list[str], rows: dict[str, dict]
+                    ) -> dict[str, np.ndarray]:
+        raw: dict[str, np.ndarray] = {}
+        model = context.model[1] if context.model else None
+        if "collaborative" in sources:
+            raw["collaborative"] = model.score(context.user_id, union)
+        if "item" in sources:
+            raw["item"] = _positive(model.item_knn.score(context.recent, union))
+        vectors = np.array([rows[product_id][DENSE_FIELD] for product_id in union], dtype=np.float32)
+        for source, query in (("content", context.vector), ("similar", context.recent_vector)):
+            if source in sources:
+                raw[source] = vectors @ query if len(union) else np.empty(0)
+        for source in COLD_START_SOURCES:
+            if source in sources:
+                popularity = self.events.popularity_of(union, all_time=source == "popular")
+                raw[source] = _positive(np.array([popularity.get(product_id, 0.0) for product_id in union]))
+        return raw
+
+    def popular(self, limit: int, product_filter: ProductFilter, fields: Sequence[str] = PRODUCT_FIELDS,
+                all_time: bool = False) -> dict[str, dict]:
+        """The most popular active products passing the filter, most popular first, with their `fields`:
+        by today's decayed popularity (trending), or by all-time event counts.
+
+        With POPULAR_CACHE_SECONDS, the top POPULAR_CACHED of each category are kept that long (the same for
+        every user; a change of popularity or of a product shows once they expire).
+        """
+        fields = tuple(dict.fromkeys(("product_id", "active", *fields)))
+        excluded = set(product_filter.exclude_ids)
+        if self.popular_cache_seconds > 0:
+            cached = self._cached_popular(product_filter.category, all_time)
+            chosen = [row for product_id, row in cached.items() if product_id not in excluded][:limit]
+            if len(chosen) == limit or len(cached) < POPULAR_CACHED:  # else more may exist beyond the cached
+                return {row["product_id"]: {field: row[field] for field in fields} for row in chosen}
+        return self._read_popular(limit, product_filter.category, excluded, fields, all_time)
+
+    def _cached_popular(self, category: str | None, all_time: bool) -> dict[str, dict]:
+        with self._popular_cache_lock:
+            expiry, rows = self._popular_cache.get((category, all_time), (0.0, {}))
+        if time.monotonic() < expiry:
+            return rows
+        rows = self._read_popular(POPULAR_CACHED, category, set(), (*PRODUCT_FIELDS, DENSE_FIELD), all_time)
+        with self._popular_cache_lock:
+            self._popular_cache[(category, all_time)] = (time.monotonic() + self.popular_cache_seconds, rows)
+        return rows
+
+    def _read_popular(self, limit: int, category: str | None, excluded: set[str], fields: Sequence[str],
+                      all_time: bool) -> dict[str, dict]:
+        """From the event store and Milvus; `fields` must hold product_id and active."""
+        page_size = limit + len(excluded) + POPULAR_MARGIN
+        chosen: dict[str, dict] = {}
+        offset = 0
+        while len(chosen) < limit:
+            page = self.events.popular_products(page_size, offset, category, all_time)
+            wanted = [product_id for product_id, _ in page if product_id not in excluded]
+            found = self.products.get(wanted, fields=fields)
+            for product_id in wanted:
+                product = found.get(product_id)
+                if product and product["active"] and len(chosen) < limit:
+                    chosen[product_id] = product
+            if len(page) < page_size:
+                break
+            offset += page_size
+        return chosen
+
+    def rerank(self, user_id: str, ranked_ids: Sequence[str], search_scores: Sequence[float],
+               weights: dict[str, float]) -> tuple[list[int], np.ndarray, dict[str, np.ndarray | None], dict]:
+        """Personalised order of search results: their search scores blended with collaborative and popular
+        scores. Returns (new order as positions, blended scores, normalised scores per source, weights)."""
+        popularity = self.events.popularity_of(ranked_ids)
+        raw = {"search": np.asarray(search_scores, dtype=np.float64),
+               "collaborative": self.collaborative.score(user_id, ranked_ids) if self.collaborative else None,
+               "popular": np.array([popularity.get(pid, 0.0) for pid in ranked_ids])}
+        normalised = {source: _min_max(values) if values is not None else None for source, values in raw.items()}
+        blended, effective = _blend(normalised, weights)
+        return sorted(range(len(ranked_ids)), key=lambda i: (-blended[i], i)), blended, normalised, effective
+
+    def _ranked(self, candidates: Candidates, weights: dict[str, float], strategy: str, cold_start: bool, limit: int) -> Recommendations:
+        """The `limit` best candidates by blended score, read in full."""
+        if not candidates.product_ids:
+            return Recommendations(strategy, cold_start, effective_weights(weights, set(candidates.raw)), [],
+                                   candidates.model)
+        order, blended, rank_scores, effective = self.blend(candidates, weights)
+        ids = candidates.product_ids
+        products = self.products.get([ids[i] for i in order[:limit]])
+        items = [
+            Recommendation(products[ids[i]], round(float(blended[i]), 6),
+                           score_breakdown({source: rank_scores.get(source) for source in SOURCES}, i),
+                           sorted(candidates.proposed_by[ids[i]]))
+            for i in order[:limit] if ids[i] in products  # unless deleted meanwhile
+        ]
+        return Recommendations(strategy, cold_start, effective, items, candidates.model)
+
+
+def score_breakdown(normalised: dict[str, np.ndarray | None], position: int) -> dict[str, float | None]:
+    """One candidate's normalised score per source (None: the source has no score for it)."""
+    return {source: (None if values is None or np.isnan(values[position]) else round(float(values[position]), 6))
+            for source, values in normalised.items()}
+
+
+def _blend(normalised: dict[str, np.ndarray | None], weights: dict[str, float]) -> tuple[np.ndarray, dict]:
+    """Weighted sum of the sources; per candidate, the weights of the sources that scored it sum to 1."""
+    effective = effective_weights(weights, {source for source, values in normalised.items() if values is not None})
+    size = len(next(values for values in normalised.values() if values is not None))
+    total, weight_sum = np.zeros(size), np.zeros(size)
+    for source, weight in effective.items():
+        present = np.isfinite(normalised[source])  # e.g. a product the model never saw
+        total[present] += weight * normalised[source][present]
+        weight_sum[present] += weight
+    return np.divide(total, weight_sum, out=np.zeros_like(total), where=weight_sum > 0), effective
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] over the candidates (NaN stays NaN; all equal → 1)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return values
+    low, high = finite.min(), finite.max()
+    if high == low:
+        return np.where(np.isfinite(values), 1.0, np.nan)
+    return (values - low) / (high - low)
+
+
+def _rank_scores(values: np.ndarray, constant: int) -> np.ndarray:
+    """(constant + 1) / (constant + rank), rank 1 for the highest finite value; NaN stays NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.flatnonzero(np.isfinite(values))
+    scores = np.full(len(values), np.nan)
+    order = finite[np.argsort(-values[finite], kind="stable")]
+    scores[order] = (constant + 1.0) / (constant + 1.0 + np.arange(len(order)))
+    return scores
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """A score of 0 or less is no evidence: NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(values > 0, values, np.nan)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm).astype(np.float32) if norm else vector
