@@ -4,7 +4,7 @@
 
 1. simulated shoppers (seed/shoppers.py) search (GET /search with their user_id), look at the results with a
    position bias, and click / buy by a hidden relevance; their events go to POST /events with attribution;
-2. the ranker is trained on the logged impressions and attributed events (`python -m app.core.ranker train`'s
+2. the ranker is trained on the logged impressions and attributed events (`python -m app.ops.cli train-ranker`'s
    code path);
 3. an experiment (POST /experiments) splits new shoppers between control and the ranker variant; its own
    results (GET /experiments/<id>/results) give purchases per search with 95% intervals and the test;

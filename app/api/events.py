@@ -8,6 +8,7 @@ from flask import Blueprint
 from pydantic import Field
 
 from app.api.errors import ApiError
+from app.storage.attribution import AttributionRejected
 from app.core.event_input import MAX_EVENTS_PER_REQUEST, EventIn
 from app.core.ingest import UnknownProducts
 from app.api.metrics import record_events
@@ -40,7 +41,10 @@ def post_events(body: BatchItems):
     now = datetime.now(timezone.utc)
     batch = [event.to_event(now) for event in body.items]
     res = resources()
-    attributions = res.impressions.resolve(batch, [event.attribution for event in body.items], body.field)
+    try:
+        attributions = res.impressions.resolve(batch, [event.attribution for event in body.items], body.field)
+    except AttributionRejected as exc:
+        raise ApiError(422, exc.code, str(exc), exc.field) from None
     try:
         result = res.ingestor.ingest(batch)
     except UnknownProducts as exc:

@@ -8,7 +8,7 @@ from flask import Blueprint
 from pydantic import Field
 
 from app.config.devices import resolve_device
-from app.core.embedding import vector_space
+from app.storage.vector_space import vector_space
 from app.api.requests import ResponseModel, operation
 from app.core.resources import resources
 from app.storage.training_jobs import ACTIVE

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.storage.milvus_filters import ProductFilter
 from app.api.requests import ResponseModel, operation
 from app.core.resources import resources
-from app.api.search import FilterText, StoredProduct
+from app.api.schemas import FilterText, StoredProduct
 
 bp = Blueprint("popular", __name__, url_prefix="/popular")
 

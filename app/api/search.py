@@ -5,56 +5,19 @@ import time
 from typing import Annotated, Literal
 
 from flask import Blueprint
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
-from app.storage.attribution import AttributedList
-from app.core.catalog import Identifier, Product
-from app.storage.milvus_filters import ProductFilter
+from app.core.catalog import Identifier
 from app.core.recommend import score_breakdown
 from app.storage.refine import Sort
 from app.api.requests import ResponseModel, operation
+from app.api.schemas import AttributedList, FilterParams, ProductHit, hit_json
 from app.core.resources import resources
-from app.storage.products import SearchHit
 
 bp = Blueprint("search", __name__)
 
-# An exact-match filter value: no control characters (they cannot be written into a Milvus expression).
-FilterText = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 SearchMode = Literal["hybrid", "dense", "sparse"]
 Fusion = Literal["rrf", "weighted"]
-ActiveFilter = Annotated[
-    bool | None,
-    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["all", "any"]}], "default": True,
-                    "description": "true, false, or all (no filter)"}),
-]
-
-
-class FilterParams(BaseModel):
-    """Filters shared by search and similar-products calls."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    category: FilterText | None = None
-    brand: FilterText | None = None
-    min_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
-    max_price: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False, description="not below min_price")
-    active: ActiveFilter = True
-
-    @field_validator("active", mode="before")
-    @classmethod
-    def _all_means_no_filter(cls, value):
-        return None if value in ("all", "any") else value
-
-    @field_validator("max_price")
-    @classmethod
-    def _price_range(cls, max_price, info):
-        min_price = info.data.get("min_price")
-        if max_price is not None and min_price is not None and min_price > max_price:
-            raise ValueError("max_price must not be below min_price")
-        return max_price
-
-    def product_filter(self) -> ProductFilter:
-        return ProductFilter(self.category, self.brand, self.min_price, self.max_price, self.active)
 
 
 class SearchParams(FilterParams):
@@ -78,20 +41,6 @@ class SearchParams(FilterParams):
         if sort != "relevance" and info.data.get("ranker"):
             raise ValueError("a search reordered by the ranker is ordered by relevance only")
         return sort
-
-
-# A product as stored and answered: Product's fields with their types and bounds, without its input cleaning.
-StoredProduct = create_model("StoredProduct", __base__=ResponseModel,
-                             **{name: (field.annotation, field) for name, field in Product.model_fields.items()})
-
-
-class ProductHit(StoredProduct):
-    """A stored product found by a search, with its score (and its 1-based rank per retriever when known)."""
-
-    position: int = Field(description="1-based, for POST /events attribution")
-    score: float
-    retrievers: dict[str, int | None] | None = None
-    scores: dict[str, float | None] | None = Field(None, description="personalised search: score per source")
 
 
 class FacetCount(ResponseModel):
@@ -124,13 +73,6 @@ class SearchResponse(AttributedList):
     results: list[ProductHit]
     facets: SearchFacets | None = None
     took_ms: float
-
-
-def hit_json(hit: SearchHit) -> dict:
-    body = {**hit.product, "score": round(hit.score, 6)}
-    if hit.retrievers is not None:
-        body["retrievers"] = hit.retrievers
-    return body
 
 
 @bp.get("/search")

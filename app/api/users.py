@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from app.storage.attribution import AttributedList
 from app.core.catalog import Identifier
 from app.api.errors import ApiError
 from app.storage.events import EVENT_TYPES
@@ -14,7 +13,7 @@ from app.core.recommend import COLD_START_SOURCES, SOURCES, STRATEGIES, Recommen
 from app.config.weights import EXCLUDABLE, parse_exclude, parse_weights
 from app.core.resources import resources
 from app.api.requests import ResponseModel, operation
-from app.api.search import FilterText, StoredProduct
+from app.api.schemas import AttributedList, FilterText, StoredProduct
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 

@@ -61,11 +61,6 @@ def embedding_text(product: Product) -> str:
     return " | ".join(part for part in parts if part)[:MAX_TEXT_CHARS]
 
 
-def name_text(product: dict) -> str:
-    """The text the name retriever's BM25 indexes: a product's (dict's) name and brand."""
-    return f"{product['name']} {product['brand']}".strip()
-
-
 def search_text(product: Product) -> str:
     """The text BM25 indexes: the embedding text plus SKU codes and variants, for exact look-ups."""
     codes = " ".join(f"{sku.sku} {sku.variant}".strip() for sku in product.skus)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from app.api.metrics import record_served_model
+from app.core.model_metrics import record_served_model
 
 if TYPE_CHECKING:
     from ncf.recommender import NCFRecommender

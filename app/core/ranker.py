@@ -2,7 +2,7 @@
 
 Features per (query, candidate): the hybrid rank and score, popularity, price, rating, whether the query
 names the product's category, and the query–product feedback from the impression log (times shown, and
-clicks and purchases over those expected at the positions shown: position bias removed). Training (`python -m app.core.ranker train`) labels each
+clicks and purchases over those expected at the positions shown: position bias removed). Training (`python -m app.ops.cli train-ranker`) labels each
 logged search by what was done with its list (purchase 3, add to cart 2, click 1; 0 for the other candidates
 of the query's pool, shown or not); the feedback
 counts it learns from come from the older half of the log, the labels from the newer half, so a label is
@@ -217,21 +217,6 @@ def ndcg_at(relevance_in_order: Iterable[float], ideal: Iterable[float], k: int 
     return dcg(relevance_in_order) / best if best else 0.0
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m app.core.ranker train`: train on the logged searches of DATABASE_URL / DATA_DIR."""
-    import argparse
-
-    from app import create_app
-    from app.core.resources import resources
-
-    parser = argparse.ArgumentParser(prog="python -m app.core.ranker")
-    parser.add_argument("command", choices=["train"])
-    parser.parse_args(argv)
-    app = create_app()
-    with app.app_context():
-        print(json.dumps(train_served(resources()), indent=2))
-
-
 def train_served(res) -> dict:
     """Train on the service's own log and candidates; write a new version under MODELS_DIR/ranker."""
     from app.storage.milvus_filters import ProductFilter
@@ -248,6 +233,3 @@ def train_served(res) -> dict:
     ranker.save(directory, metrics)
     return {"model_dir": str(directory), **metrics}
 
-
-if __name__ == "__main__":
-    main()

@@ -1,13 +1,15 @@
 """Operations: `python -m app.ops.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index |
-export-encoder | rebuild-collection | evaluate-recommendations`."""
+export-encoder | rebuild-collection | evaluate-recommendations | train-ranker`."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from app.core.embedding import load_encoder
+from app.core.ranker import train_served
 from app.core.resources import Resources
 from app.config.settings import Settings
 
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("--reuse", action="store_true",
                             help="reuse the stores and model a run of the same split left in --workdir")
     evaluation.add_argument("--out", type=Path, help="write the results as JSON")
+    commands.add_parser("train-ranker", help="train the search ranker on the logged searches, write a new version "
+                        "under MODELS_DIR/ranker")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig(progress=False, threads=args.threads, **({"epochs": args.epochs} if args.epochs else {}))
         run(res, args.split, args.movielens, args.users, args.tune,
             args.workdir or res.settings.data_dir / "evaluation", config, args.out, args.reuse)
+    elif args.command == "train-ranker":
+        print(json.dumps(train_served(res), indent=2))
     elif args.command == "rebuild-dense-index":
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:

@@ -18,11 +18,7 @@ from typing import Sequence
 from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Table, delete, select
 from sqlalchemy.engine import Engine
 
-from pydantic import Field
-
-from app.api.errors import ApiError
 from app.storage.events import Event, _dialect_insert
-from app.api.requests import ResponseModel
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +54,14 @@ event_attributions = Table(
 )
 
 
+class AttributionRejected(ValueError):
+    """An event's attribution names no logged list, or a position outside it or showing another product."""
+
+    def __init__(self, code: str, message: str, field: str):
+        super().__init__(message)
+        self.code, self.field = code, field
+
+
 @dataclass(frozen=True)
 class Assignment:
     """The experiment variant a user was served."""
@@ -65,18 +69,6 @@ class Assignment:
     experiment_id: str
     variant: str
     params: dict
-
-
-class ExperimentRef(ResponseModel):
-    id: str
-    variant: str
-
-
-class AttributedList(ResponseModel):
-    """The fields every listed answer (search, recommendations, similar products) carries."""
-
-    request_id: str = Field(description="name it with a position in POST /events `attribution`")
-    experiment: ExperimentRef | None = Field(None, description="the experiment and variant that served the user")
 
 
 class ImpressionLog:
@@ -187,8 +179,8 @@ class ImpressionLog:
         """The attribution rows of the events that name one, checked against the logged impressions.
 
         `attributions[i]` is event i's (request_id, position) or None; `field(i, name)` names a field in an
-        error. An unknown request id, or a position outside the list shown or holding another product, is a
-        422 naming the field. An impression written by another worker reaches the database within
+        error. An unknown request id, or a position outside the list shown or holding another product, is an
+        AttributionRejected naming the field. An impression written by another worker reaches the database within
         IMPRESSION_FLUSH_SECONDS: a request id not found is looked up once more after that.
         """
         rows, waited = [], False
@@ -201,17 +193,17 @@ class ImpressionLog:
                 time.sleep(self.flush_seconds + 0.2)
                 impression = self.find(attribution.request_id)
             if impression is None:
-                raise ApiError(422, "unknown_request_id", f"no logged result list {attribution.request_id!r}",
-                               field(i, "attribution.request_id"))
+                raise AttributionRejected("unknown_request_id", f"no logged result list {attribution.request_id!r}",
+                                          field(i, "attribution.request_id"))
             shown = impression["product_ids"]
             if not 1 <= attribution.position <= len(shown):
-                raise ApiError(422, "position_out_of_range",
-                               f"position must lie between 1 and {len(shown)} for this request",
-                               field(i, "attribution.position"))
+                raise AttributionRejected("position_out_of_range",
+                                          f"position must lie between 1 and {len(shown)} for this request",
+                                          field(i, "attribution.position"))
             if shown[attribution.position - 1] != event.product_id:
-                raise ApiError(422, "position_mismatch",
-                               f"position {attribution.position} of this request shows another product",
-                               field(i, "attribution.position"))
+                raise AttributionRejected("position_mismatch",
+                                          f"position {attribution.position} of this request shows another product",
+                                          field(i, "attribution.position"))
             rows.append({"event_id": event.event_id, "request_id": attribution.request_id,
                          "position": attribution.position, "event_type": event.event_type,
                          "experiment_id": impression["experiment_id"], "variant": impression["variant"]})

@@ -16,10 +16,9 @@ from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusC
 
 from app.storage import fusion as fusers
 from app.storage.availability import GuardedMilvusClient
-from app.core.catalog import name_text
-from app.core.embedding import check_vector_space, vector_space
-from app.api.metrics import TimedMilvusClient
+from app.storage.milvus_metrics import TimedMilvusClient
 from app.storage.milvus_filters import ProductFilter, field_in
+from app.storage.vector_space import check_vector_space, vector_space
 from app.storage.refine import REFINE_FIELDS, Sort, facet_counts, sort_matches
 from app.config.settings import Settings
 
@@ -468,6 +467,11 @@ def product_fields_schema():
     schema.add_field("skus", DataType.JSON)
     schema.add_field("created_at", DataType.INT64)
     return schema
+
+
+def name_text(product: dict) -> str:
+    """The text the name retriever's BM25 indexes: a product's (dict's) name and brand."""
+    return f"{product['name']} {product['brand']}".strip()
 
 
 def with_name_text(rows: Sequence[dict]) -> list[dict]:

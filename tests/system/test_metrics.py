@@ -8,7 +8,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api.metrics import record_served_model
+from app.core.model_metrics import record_served_model
 from ncf.recommender import latest_model_dir
 from tests.helpers import gunicorn_server, milvus_lite_server, run_module, service_env
 
