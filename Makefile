@@ -29,7 +29,7 @@ seed: install
 	$(BIN)/python -m seed interactions --users $(INTERACTION_USERS)
 
 train: install
-	$(BIN)/python -m ncf train --source events
+	$(BIN)/python -m app.ops.cli train
 
 # The Milvus Lite server (unless MILVUS_URI is set), seeding, training and gunicorn: see app/ops/service.py.
 run: install

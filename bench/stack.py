@@ -88,7 +88,7 @@ def ensure_model(settings: Settings) -> str:
     """The version of the NCF model trained on the store's events (trained now if there is none)."""
     if latest_model_dir(settings.resolved_models_dir) is None:
         print("training an NCF model on the events ...", flush=True)
-        trainer = spawn(["-m", "ncf", "train", "--source", "events"], service_env(settings))
+        trainer = spawn(["-m", "app.ops.cli", "train"], service_env(settings))
         if trainer.wait() != 0:
             raise SystemExit("training failed")
     return latest_model_dir(settings.resolved_models_dir).name

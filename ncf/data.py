@@ -4,14 +4,13 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .mappings import IdMapping
 
 MERGES = ("max", "sum")
-PRODUCT_ATTRIBUTES = ("category", "sub_category", "brand")  # item features of the event-store source
 
 
 @dataclass(frozen=True)
@@ -82,39 +81,6 @@ def from_movielens(path: str | Path) -> Interactions:
     return from_records(users, items, np.ones(len(table)), table[:, 3])
 
 
-def from_event_store(database_url: str | None = None, event_weights: Mapping[str, float] | None = None,
-                     merge: str = "max", max_row_id: int | None = None) -> Interactions:
-    """The service's SQL `events` (rows up to `max_row_id`, if given); an event weighs its type's weight.
-
-    Defaults come from the service settings (`Settings.from_env()`): its database and `event_weights`.
-    Events whose type has no positive weight are ignored.
-    """
-    from sqlalchemy import select
-
-    from app.storage.events import events, make_engine
-    from app.config.settings import Settings
-
-    if database_url is None or event_weights is None:
-        settings = Settings.from_env()
-        database_url = database_url or settings.resolved_database_url
-        event_weights = settings.event_weights if event_weights is None else event_weights
-    query = select(events.c.user_id, events.c.product_id, events.c.event_type, events.c.occurred_at)
-    if max_row_id is not None:
-        query = query.where(events.c.id <= max_row_id)
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(query).all()
-    finally:
-        engine.dispose()
-    rows = [row for row in rows if event_weights.get(row.event_type, 0.0) > 0]
-    if not rows:
-        raise ValueError("the event store has no weighted events to train on")
-    return from_records([row.user_id for row in rows], [row.product_id for row in rows],
-                        [event_weights[row.event_type] for row in rows], [row.occurred_at for row in rows],
-                        merge=merge)
-
-
 def movielens_genres(path: str | Path) -> dict[str, list[str]]:
     """Each movie's genres from MovieLens `movies.csv` (`|`-separated), as values `genre=...` by item id.
 
@@ -124,42 +90,6 @@ def movielens_genres(path: str | Path) -> dict[str, list[str]]:
         return {f"ml{row['movieId']}": [f"genre={genre}" for genre in row["genres"].split("|")
                                         if genre and genre != "(no genres listed)"]
                 for row in csv.DictReader(file)}
-
-
-def product_attributes(settings=None) -> dict[str, list[str]]:
-    """Each product's PRODUCT_ATTRIBUTES from the Milvus products collection, as values `field=...` by id.
-
-    The store is the service's (`Settings.from_env()`: MILVUS_URI, or Milvus Lite under DATA_DIR); empty
-    values are left out; {} when the collection does not exist.
-    """
-    from app.config.settings import Settings
-    from app.storage.products import ProductStore, connect
-
-    settings = settings or Settings.from_env()
-    client = connect(settings)
-    try:  # closed at once: an idle client would keep the connection (and its keepalive pings) during training
-        store = ProductStore(client, settings, dimension=0)  # only scanned: the vector dimension is not used
-        if not client.has_collection(store.collection):
-            return {}
-        rows = store.scan(["product_id", *PRODUCT_ATTRIBUTES])
-    finally:
-        client.close()
-    return {row["product_id"]: [f"{field}={row[field]}" for field in PRODUCT_ATTRIBUTES if row.get(field)]
-            for row in rows}
-
-
-def latest_event_row(database_url: str) -> int:
-    """The highest row id of the `events` table (0 when empty): pins the events a model was trained on."""
-    from sqlalchemy import func, select
-
-    from app.storage.events import events, make_engine
-
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())
-    finally:
-        engine.dispose()
 
 
 # ---- leave-one-out split ------------------------------------------------------------------------------

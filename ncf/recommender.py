@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
+from .base import Recommender
 from .data import Interactions
 from .item_knn import ItemKNN
 from .mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
@@ -22,13 +22,13 @@ from .model import NeuMF
 from .train import History, TrainConfig, fit, refit
 
 WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
-EVALUATION_WEIGHTS_FILE, ITEM_FEATURES_FILE, ITEM_KNN_FILE = "evaluation_model.pt", "item_features.json", "item_knn.npz"
+EVALUATION_WEIGHTS_FILE, ITEM_FEATURES_FILE = "evaluation_model.pt", "item_features.json"
 MODEL_FILES = (WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE)
 MODEL_DIR_PATTERN = re.compile(r"^ncf-(\d{8}T\d{6}Z)-[0-9a-f]+$")
 
 
-class NCFRecommender:
-    """Scores and recommends products for users by their external ids."""
+class NCFRecommender(Recommender):
+    """A trained NeuMF with its id mappings (and item-to-item neighbours), under the models' contract."""
 
     def __init__(self, config: TrainConfig = TrainConfig()):
         self.config = config
@@ -63,32 +63,9 @@ class NCFRecommender:
         return {"weights": "refit on all interactions" if refitted else "evaluation run",
                 "interactions": history.interactions, "epochs": history.best_epoch}
 
-    def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None:
-        """Scores (logits, higher is better) of the products for the user, in one forward pass.
-
-        None for a user the model has never seen; NaN for products it has never seen.
-        """
-        user = self.user_ids.index(user_id)
-        if user is None:
-            return None
-        items = self.item_ids.indices(product_ids)
-        known = items >= 0
-        scores = np.full(len(items), np.nan, dtype=np.float32)
-        scores[known] = self.model.score(np.full(int(known.sum()), user), items[known])
-        return scores
-
-    def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
-        """The k best (product id, score) over the whole catalogue, without `exclude`; [] for an unknown user."""
-        user = self.user_ids.index(user_id)
-        if user is None:
-            return []
-        scores = self.model.score(np.full(len(self.item_ids), user), np.arange(len(self.item_ids)))
-        excluded = self.item_ids.indices(list(exclude))
-        scores[excluded[excluded >= 0]] = -np.inf
-        k = min(k, int(np.isfinite(scores).sum()))
-        top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.item_ids.ids[i], float(scores[i])) for i in top]
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The served NeuMF's logits of (user, item) index pairs (one forward pass)."""
+        return self.model.score(users, items)
 
     def save(self, directory: str | Path) -> Path:
         """Write model.pt, mappings.json, config.json, metrics.json (and evaluation_model.pt, item_features.json)."""
@@ -101,7 +78,7 @@ class NCFRecommender:
         if self.item_features is not None:
             self.item_features.save(directory / ITEM_FEATURES_FILE)
         if self.item_knn is not None:
-            self.item_knn.save(directory / ITEM_KNN_FILE)
+            self.item_knn.save(directory)
         config = {"train": self.config.to_dict(), "model": self.model.hyperparameters(), "source": self.source,
                   "item_features": None if self.item_features is None else self.item_features.summary(),
                   "served": self.served, "history": self.history.to_dict(),
@@ -120,8 +97,8 @@ class NCFRecommender:
             recommender.item_features = ItemFeatures.load(directory / ITEM_FEATURES_FILE)
         recommender.model = _load_neumf(config["model"], directory / WEIGHTS_FILE, recommender.item_features)
         recommender.user_ids, recommender.item_ids = load_mappings(directory / MAPPINGS_FILE)
-        if (directory / ITEM_KNN_FILE).is_file():
-            recommender.item_knn = ItemKNN.load(directory / ITEM_KNN_FILE, recommender.item_ids)
+        if (directory / ItemKNN.SIMILARITIES_FILE).is_file():
+            recommender.item_knn = ItemKNN.load(directory)
         recommender.history = History(**config["history"])
         if config.get("refit_history"):
             recommender.refit_history = History(**config["refit_history"])
@@ -147,7 +124,7 @@ def _load_neumf(hyperparameters: dict, weights: Path, item_features: ItemFeature
 def latest_model_dir(root: str | Path) -> Path | None:
     """The newest complete model directory `ncf-<UTC time>-<hash>` under `root` (None if there is none).
 
-    Directories being written have another name until they are complete (see `python -m ncf train`).
+    Directories being written have another name until they are complete (see ncf/run.py).
     """
     root = Path(root)
     if not root.is_dir():

@@ -44,10 +44,10 @@ class TrainConfig:
     eval_negatives: int = 99
     split_seed: int = 0  # seeds the evaluation negatives; fixed across training seeds
     threads: int | None = None  # torch threads; None: $OMP_NUM_THREADS, else every core this process may use
-    device: str = "cpu"  # torch device trained on (`python -m ncf train`: TRAINING_DEVICE); models end on the CPU
+    device: str = "cpu"  # torch device trained on (the service's trainer: TRAINING_DEVICE); models end on the CPU
     progress: bool = True
     refit: bool = True  # serve weights retrained on every interaction (`refit`), not the evaluation run's
-    item_features: bool = True  # `python -m ncf train` gives NeuMF the source's item attributes (see ItemFeatures)
+    item_features: bool = True  # a training run gives NeuMF the source's item attributes (see ItemFeatures)
     attribute_shares: bool = True  # with item features: the user's shares of the item's values (see NeuMF)
 
     def __post_init__(self):

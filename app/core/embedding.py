@@ -15,7 +15,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from app.config.devices import resolve_device
+from ncf.devices import resolve_device
 from app.config.settings import DEFAULT_EMBEDDING_MODEL, Settings
 
 # BGE English v1.5 models expect this instruction in front of queries (not documents).

@@ -22,8 +22,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ncf.data import Interactions, from_event_store, from_records, leave_one_out
+from ncf.data import Interactions, from_records, leave_one_out
 from ncf.evaluate import list_metrics
+from ncf.movielens import MOVIELENS_DEFAULTS
 from ncf.recommender import NCFRecommender, latest_model_dir
 from ncf.train import TrainConfig
 
@@ -32,6 +33,8 @@ from app.storage.events import EVENT_TYPES, Event, EventStore, make_engine
 from app.core.ingest import EventIngestor
 from app.core.recommend import SOURCES, STRATEGIES, Recommender
 from app.core.resources import Resources
+from app.core.training_data import event_interactions, item_features_of
+from app.config.settings import Settings
 from app.storage.products import DENSE_FIELD
 from app.storage.users import UserVectorStore
 
@@ -100,7 +103,7 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
         _progress(f"{split}: reusing the stores and model of {workdir}")
     else:
         model = _build(res, store, vectors, training, held_out, config, source, workdir)
-    train = from_event_store(f"sqlite:///{workdir / 'events.db'}", weights)
+    train = event_interactions(f"sqlite:///{workdir / 'events.db'}", weights)
     served = ServedModel(workdir / "models", check_seconds=0.0)
     if served.current() is None:
         raise RuntimeError(f"the model trained for the replay is not served from {workdir / 'models'}")
@@ -136,7 +139,8 @@ def _build(res: Resources, store: EventStore, vectors: UserVectorStore, training
     EventIngestor(store, products, vectors, store.weights, res.settings.user_vector_half_life_days).rebuild(
         sorted(held_out), chunk_size=50, product_vectors=_product_vectors(products, {e.product_id for e in training}))
     _progress(f"{split}: user vectors rebuilt")
-    model = _train(from_event_store(str(store.engine.url), store.weights), config, source, workdir / "models")
+    model = _train(event_interactions(str(store.engine.url), store.weights), config, source, workdir / "models",
+                   res.settings)
     _progress(f"{split}: model trained ({model.served['epochs']} epochs)")
     return model
 
@@ -154,10 +158,8 @@ def _progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _train(train: Interactions, config: TrainConfig, source: dict, models: Path) -> NCFRecommender:
-    from ncf.__main__ import item_features_of
-
-    features = item_features_of(dict(source), train) if config.item_features else None
+def _train(train: Interactions, config: TrainConfig, source: dict, models: Path, settings: Settings) -> NCFRecommender:
+    features = item_features_of(dict(source), train, settings) if config.item_features else None
     model = NCFRecommender(config).fit(train, features)
     model.metrics, model.source = {}, source
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -251,7 +253,7 @@ def run(res: Resources, split: str, movielens: Path | None, users: int | None, t
     started = time.perf_counter()
     source = ({"kind": "movielens", "path": str(movielens.resolve())} if movielens is not None else {"kind": "events"})
     if movielens is not None:
-        config = replace(config, attribute_shares=False)  # as `python -m ncf train` for MovieLens
+        config = replace(config, **MOVIELENS_DEFAULTS)  # as `python -m ncf train` for MovieLens
     replayed = replay(res, load_events(res, movielens), split, workdir, config, source, users, reuse)
     chosen = sorted(replayed.held_out)
     result = {"split": split, "users": len(chosen), "source": source, "catalogue": replayed.n_products,

@@ -37,11 +37,11 @@ MODEL_MARGIN = 32  # model candidates read beyond the ones wanted, for those ina
 
 
 class CollaborativeScorer(Protocol):
-    """The served model: `current()` is (version, model) or None; `score` for personalised search."""
+    """The served model: `current()` is (version, model) or None; `score_ids` for personalised search."""
 
     def current(self) -> tuple[str, NCFRecommender] | None: ...
 
-    def score(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None: ...
+    def score_ids(self, user_id: str, product_ids: Sequence[str]) -> np.ndarray | None: ...
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class Recommender:
             proposed["collaborative"] = [product_id for product_id, _ in model.recommend(
                 context.user_id, size + MODEL_MARGIN, context.consumed)]
         if "item" in sources:
-            proposed["item"] = [product_id for product_id, _ in model.item_knn.recommend(
+            proposed["item"] = [product_id for product_id, _ in model.item_knn.recommend_recent(
                 context.recent, size + MODEL_MARGIN, context.consumed)]
         for source, query in (("content", context.vector), ("similar", context.recent_vector)):
             if source in sources:
@@ -195,9 +195,9 @@ class Recommender:
         raw: dict[str, np.ndarray] = {}
         model = context.model[1] if context.model else None
         if "collaborative" in sources:
-            raw["collaborative"] = model.score(context.user_id, union)
+            raw["collaborative"] = model.score_ids(context.user_id, union)
         if "item" in sources:
-            raw["item"] = _positive(model.item_knn.score(context.recent, union))
+            raw["item"] = _positive(model.item_knn.score_recent(context.recent, union))
         vectors = np.array([rows[product_id][DENSE_FIELD] for product_id in union], dtype=np.float32)
         for source, query in (("content", context.vector), ("similar", context.recent_vector)):
             if source in sources:
@@ -260,7 +260,7 @@ class Recommender:
         scores. Returns (new order as positions, blended scores, normalised scores per source, weights)."""
         popularity = self.events.popularity_of(ranked_ids)
         raw = {"search": np.asarray(search_scores, dtype=np.float64),
-               "collaborative": self.collaborative.score(user_id, ranked_ids) if self.collaborative else None,
+               "collaborative": self.collaborative.score_ids(user_id, ranked_ids) if self.collaborative else None,
                "popular": np.array([popularity.get(pid, 0.0) for pid in ranked_ids])}
         normalised = {source: _min_max(values) if values is not None else None for source, values in raw.items()}
         blended, effective = _blend(normalised, weights)

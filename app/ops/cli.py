@@ -1,5 +1,5 @@
 """Operations: `python -m app.ops.cli init-db | rebuild-user-vectors | apply-pending-vectors | rebuild-dense-index |
-export-encoder | rebuild-collection | evaluate-recommendations | train-ranker`."""
+export-encoder | rebuild-collection | evaluate-recommendations | train | evaluate-model | train-ranker`."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from app.core import training_data
 from app.core.embedding import load_encoder
 from app.core.ranker import train_served
 from app.core.resources import Resources
@@ -39,11 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("--reuse", action="store_true",
                             help="reuse the stores and model a run of the same split left in --workdir")
     evaluation.add_argument("--out", type=Path, help="write the results as JSON")
+    training_data.add_commands(commands, Settings.from_env().training_device)
     commands.add_parser("train-ranker", help="train the search ranker on the logged searches, write a new version "
                         "under MODELS_DIR/ranker")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     res = Resources(Settings.from_env())
+    if args.command in ("train", "evaluate-model"):
+        return _train_or_evaluate(args, res.settings)
     if args.command == "init-db":
         res.events.init_schema()
         res.products.ensure_collection()
@@ -74,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the dense index of {res.settings.products_collection!r} is {res.products.rebuild_dense_index()}")
     else:
         print(f"applied {res.ingestor.apply_all_pending()} pending events")
+    return 0
+
+
+def _train_or_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.command == "train":
+            print(training_data.train_on_events(args, settings))
+        else:
+            print(json.dumps(training_data.evaluate_model(args.model_dir, settings, args.database_url), indent=2))
+    except ValueError as exc:  # bad data or settings: a message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -3,7 +3,7 @@
 A job is inserted `queued` by a write transaction that first checks that no other job is queued or
 running; the transaction holds a lock that every such transaction takes (PostgreSQL: a transaction-scoped
 advisory lock; SQLite: BEGIN IMMEDIATE), so two workers starting at once cannot both succeed. The trainer
-is `python -m ncf train --source events` in a subprocess, watched by a daemon thread that records its model
+is `python -m app.ops.cli train` in a subprocess, watched by a daemon thread that records its model
 directory and metrics, or its exit code and the tail of its stderr.
 """
 from __future__ import annotations
@@ -31,8 +31,8 @@ from app.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where `python -m ncf` is importable
-METRICS_FILE = "metrics.json"  # written by `python -m ncf train` into the model directory
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where `python -m app.ops.cli` is importable
+METRICS_FILE = "metrics.json"  # written by the trainer into the model directory
 ACTIVE = ("queued", "running")
 QUEUED_TIMEOUT_S = 60.0  # a job queued longer than this never got its trainer started
 STDERR_TAIL_LINES, STDERR_TAIL_CHARS = 20, 2000
@@ -73,7 +73,7 @@ class TrainingParams(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
     def cli_args(self) -> list[str]:
-        """The given parameters as `python -m ncf train` options."""
+        """The given parameters as `python -m app.ops.cli train` options."""
         args = []
         for name, value in self.model_dump(exclude_none=True).items():
             args += [f"--{name.replace('_', '-')}", ",".join(map(str, value)) if name == "layers" else str(value)]
@@ -155,7 +155,7 @@ class TrainingJobs:
 
     # ---- the trainer ----------------------------------------------------------------------------
     def _launch(self, job_id: str, params: TrainingParams) -> None:
-        command = [sys.executable, "-m", "ncf", "train", "--source", "events",
+        command = [sys.executable, "-m", "app.ops.cli", "train",
                    "--out", str(self.settings.resolved_models_dir.resolve()), *params.cli_args()]
         stdout, stderr = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         try:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.core.catalog import Product, embedding_text
-from app.config.devices import resolve_device
+from ncf.devices import resolve_device
 from app.core.embedding import load_encoder
 from app.config.settings import Settings
 from app.storage.products import ProductStore, connect

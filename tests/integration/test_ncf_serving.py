@@ -8,7 +8,7 @@ import torch
 
 from app import create_app
 from app.core.resources import resources
-from ncf.data import PRODUCT_ATTRIBUTES, from_event_store, product_attributes
+from app.core.training_data import PRODUCT_ATTRIBUTES, event_interactions, product_attributes
 from ncf.mappings import ItemFeatures
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
@@ -19,7 +19,7 @@ USERS = [f"ncf-u{n:05d}" for n in range(1, 41)]
 
 def train_and_publish(res, seed: int, stamp: str, item_features: bool = False):
     """NeuMF on the stored events (with the products' attributes from Milvus), saved as the newest model."""
-    interactions = from_event_store(res.settings.resolved_database_url, res.settings.event_weights)
+    interactions = event_interactions(res.settings.resolved_database_url, res.settings.event_weights)
     config = TrainConfig(epochs=2, batch_size=256, embed_dim=8, layers=(16, 8), seed=seed, progress=False, threads=1)
     features = None
     if item_features:
@@ -64,7 +64,7 @@ def test_ncf_strategy_ranks_by_the_model(client, served):
     body = recommend(client, USERS[1], strategy="ncf", limit=10)
     assert body["strategy"] == "ncf" and body["weights"] == {"collaborative": 1.0}
     ids = [item["product_id"] for item in body["results"]]
-    scores = served.score(USERS[1], ids)
+    scores = served.score_ids(USERS[1], ids)
     known = ~np.isnan(scores)
     assert known.sum() >= 5
     assert list(scores[known]) == sorted(scores[known], reverse=True)
@@ -83,11 +83,11 @@ def test_a_user_the_model_never_saw_falls_back(client, served, catalog):
 def test_a_newer_model_is_served_without_restart(client, served, res):
     assert res.served_model.version == "ncf-20260101T000000Z-000001"
     product_ids = [p for p in served.item_ids.ids[:50]]
-    before = res.served_model.score(USERS[2], product_ids)
+    before = res.served_model.score_ids(USERS[2], product_ids)
     newer = train_and_publish(res, 2, "20260102T000000Z")
     assert res.served_model.version == "ncf-20260102T000000Z-000002"
-    after = res.served_model.score(USERS[2], product_ids)
-    assert np.allclose(after, newer.score(USERS[2], product_ids)) and not np.allclose(after, before)
+    after = res.served_model.score_ids(USERS[2], product_ids)
+    assert np.allclose(after, newer.score_ids(USERS[2], product_ids)) and not np.allclose(after, before)
 
 
 def test_the_app_serving_a_model_sets_the_torch_threads(served, res):
@@ -95,7 +95,7 @@ def test_the_app_serving_a_model_sets_the_torch_threads(served, res):
     settings = replace(res.settings, torch_threads=before + 1)
     try:
         with create_app({"TESTING": True, "SETTINGS": settings}).app_context():
-            assert resources().served_model.score(USERS[0], served.item_ids.ids[:10]) is not None
+            assert resources().served_model.score_ids(USERS[0], served.item_ids.ids[:10]) is not None
         assert torch.get_num_threads() == settings.torch_threads
     finally:
         torch.set_num_threads(before)
@@ -105,7 +105,7 @@ def test_saved_and_loaded_models_score_identically(served, res, tmp_path):
     served.save(tmp_path / "copy")
     loaded = NCFRecommender.load(tmp_path / "copy")
     ids = list(served.item_ids.ids[:100])
-    assert np.array_equal(served.score(USERS[3], ids), loaded.score(USERS[3], ids))
+    assert np.array_equal(served.score_ids(USERS[3], ids), loaded.score_ids(USERS[3], ids))
 
 
 def test_personalised_search_reranks_the_hybrid_candidates(client, served, res):
@@ -146,10 +146,10 @@ def test_a_model_with_item_features_is_served_the_same_way(client, served, res, 
     assert featured.item_features.summary()["fields"] == list(PRODUCT_ATTRIBUTES)
     assert res.served_model.version == "ncf-20260103T000000Z-000003"
     ids = list(served.item_ids.ids[:50]) + ["ncf-unseen-product"]
-    scores = res.served_model.score(USERS[4], ids)  # loaded from the directory, attribute table included
-    assert np.array_equal(scores, featured.score(USERS[4], ids), equal_nan=True) and np.isnan(scores[-1])
+    scores = res.served_model.score_ids(USERS[4], ids)  # loaded from the directory, attribute table included
+    assert np.array_equal(scores, featured.score_ids(USERS[4], ids), equal_nan=True) and np.isnan(scores[-1])
     body = recommend(client, USERS[4], strategy="ncf", limit=10)
     assert body["strategy"] == "ncf"
-    ranked = featured.score(USERS[4], [item["product_id"] for item in body["results"]])
+    ranked = featured.score_ids(USERS[4], [item["product_id"] for item in body["results"]])
     known = ~np.isnan(ranked)
     assert known.sum() >= 5 and list(ranked[known]) == sorted(ranked[known], reverse=True)

@@ -8,7 +8,8 @@ from app.core.collaborative import ServedModel
 from app.storage.events import EVENT_TYPES
 from app.storage.milvus_filters import ProductFilter
 from app.core.recommend import SOURCES, STRATEGY_SOURCES, Recommender
-from ncf.data import from_event_store, from_records
+from app.core.training_data import event_interactions
+from ncf.data import from_records
 from ncf.item_knn import ItemKNN
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
@@ -19,7 +20,7 @@ USERS = [f"src-u{n:05d}" for n in range(1, 31)]
 
 
 def publish(res, models, seed: int, stamp: str) -> NCFRecommender:
-    interactions = from_event_store(res.settings.resolved_database_url, res.settings.event_weights)
+    interactions = event_interactions(res.settings.resolved_database_url, res.settings.event_weights)
     config = TrainConfig(epochs=2, batch_size=256, embed_dim=8, layers=(16, 8), seed=seed, progress=False, threads=1)
     model = NCFRecommender(config).fit(interactions)
     model.metrics = {}
@@ -52,7 +53,7 @@ def test_each_source_alone_ranks_by_its_own_signal(res, served, recommender):
     recent = res.events.recent_products(user, 5)
     expected = {
         "ncf": active_in(res, [p for p, _ in model.recommend(user, 60, touched)])[:10],
-        "item": active_in(res, [p for p, _ in model.item_knn.recommend(recent, 60, touched)])[:10],
+        "item": active_in(res, [p for p, _ in model.item_knn.recommend_recent(recent, 60, touched)])[:10],
         "content": [hit.product["product_id"] for hit in res.products.nearest(
             res.users.get([user])[user].vector / np.linalg.norm(res.users.get([user])[user].vector), 10,
             ProductFilter(exclude_ids=tuple(sorted(touched))), fields=("product_id",))],
@@ -114,7 +115,7 @@ def test_a_request_never_mixes_two_models(res, served, recommender, monkeypatch)
     after = recommender.recommend(user, "hybrid", 30)
     assert after.model == "ncf-20260302T000000Z-000002"
     ids = [item.product["product_id"] for item in after.items if item.scores["collaborative"] is not None]
-    by_new = swapped["model"].score(user, ids)
+    by_new = swapped["model"].score_ids(user, ids)
     ranks = [item.scores["collaborative"] for item in after.items if item.scores["collaborative"] is not None]
     assert np.array_equal(np.argsort(-by_new, kind="stable"), np.argsort(-np.array(ranks), kind="stable"))
 
@@ -144,10 +145,13 @@ def test_item_knn_is_the_cosine_of_co_occurrence_and_survives_a_round_trip(tmp_p
     interactions = from_records(["u1", "u1", "u1", "u2", "u2", "u3", "u3"], ["a", "b", "c", "a", "b", "a", "d"],
                                 [1.0] * 7, [1.0] * 7)
     knn = ItemKNN().fit(interactions)
-    scores = knn.score(["a"], ["b", "c", "d", "a", "unknown"])
+    scores = knn.score_recent(["a"], ["b", "c", "d", "a", "unknown"])
     assert np.allclose(scores[:4], [2 / np.sqrt(6), 1 / np.sqrt(3), 1 / np.sqrt(3), 0.0]) and np.isnan(scores[4])
-    assert knn.recommend(["b"], 3) == [("a", pytest.approx(2 / np.sqrt(6))), ("c", pytest.approx(1 / np.sqrt(2)))]
-    assert [p for p, _ in knn.recommend(["b", "c"], 3, exclude=["a"])] == ["b", "c"]  # tied: by index
-    knn.save(tmp_path / "knn.npz")
-    loaded = ItemKNN.load(tmp_path / "knn.npz", interactions.item_ids)
+    assert knn.recommend_recent(["b"], 3) == [("a", pytest.approx(2 / np.sqrt(6))), ("c", pytest.approx(1 / np.sqrt(2)))]
+    assert [p for p, _ in knn.recommend_recent(["b", "c"], 3, exclude=["a"])] == ["b", "c"]  # tied: by index
+    # the models' contract: a user's items are those it was fit on (u1: a, b, c; d shares a user with a only)
+    u1, items = interactions.user_ids.index("u1"), interactions.item_ids.indices(["d", "a"])
+    assert np.allclose(knn.score(np.array([u1, u1]), items), [1 / np.sqrt(3), 2 / np.sqrt(6) + 1 / np.sqrt(3)])
+    loaded = ItemKNN.load(knn.save(tmp_path / "knn"))
     assert (loaded.similarities != knn.similarities).nnz == 0 and sparse.isspmatrix_csr(loaded.similarities)
+    assert loaded.recommend("u1", 3) == knn.recommend("u1", 3) and [p for p, _ in loaded.recommend("u1", 3)] == ["b", "a", "c"]

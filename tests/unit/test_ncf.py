@@ -1,4 +1,5 @@
-"""ncf/: data and split, negative sampling, metrics, NeuMF vs TopPop on planted clusters, item features, save/load, CLI.
+"""ncf/: data and split, negative sampling, metrics, NeuMF vs TopPop on planted clusters, item features, save/load,
+the models' contract, the CLI over MovieLens files.
 
 Small generated data only (no Milvus, no text model); run alone with
 `python -m pytest tests/unit/test_ncf.py -q -p no:cacheprovider --noconftest`.
@@ -14,21 +15,20 @@ import numpy as np
 import pytest
 import torch
 
-from app.storage.availability import StoreUnavailable
-from app.storage.events import Event, EventStore, make_engine
-from ncf.__main__ import evaluate_model_dir, main
+from ncf.__main__ import main
+from ncf.base import Recommender
 from ncf.baselines import MatrixFactorization, TopPop
 from ncf.data import (
-    HeldOut, contains_pairs, from_event_store, from_records, leave_one_out, movielens_genres,
+    HeldOut, contains_pairs, from_records, leave_one_out, movielens_genres,
     sample_training_negatives,
 )
 from ncf.evaluate import evaluate, full_catalogue_metrics, rank_metrics, sampled_metrics
+from ncf.item_knn import ItemKNN
 from ncf.mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from ncf.model import SHARE_SCALE, NeuMF
 from ncf.recommender import NCFRecommender, latest_model_dir
 from ncf.train import TrainConfig, split_data
 
-WEIGHTS = {"view": 0.1, "add_to_cart": 0.3, "purchase": 0.6, "rating": 0.2}
 SMALL = TrainConfig(epochs=25, batch_size=256, lr=0.005, embed_dim=16, layers=(32, 16), negatives=4, patience=4,
                     seed=1, threads=1, progress=False)
 
@@ -82,7 +82,7 @@ def rare_item_auc(recommender: NCFRecommender, data, genres=8) -> float:
         if user_id == "loner":
             continue
         own = rare_genre == int(user_id[1:]) % genres
-        scores = recommender.score(user_id, [data.item_ids.ids[index] for index in rare])
+        scores = recommender.score_ids(user_id, [data.item_ids.ids[index] for index in rare])
         aucs.append((scores[own][:, None] > scores[~own][None, :]).mean())
     return float(np.mean(aucs))
 
@@ -170,25 +170,6 @@ def test_training_negatives_are_never_positives_and_are_seeded(clusters):
     assert np.array_equal(negatives, again)
 
 
-def test_from_event_store_reads_the_service_events_table(tmp_path):
-    url = f"sqlite:///{tmp_path / 'events.db'}"
-    store = EventStore(make_engine(url), WEIGHTS, 7)
-    store.init_schema()
-    events = [Event("e1", "alice", "p1", "view", None, 10.0), Event("e2", "alice", "p1", "purchase", None, 20.0),
-              Event("e3", "alice", "p2", "add_to_cart", None, 15.0), Event("e4", "bob", "p1", "rating", 4.0, 5.0),
-              Event("e5", "bob", "p1", "view", None, 30.0)]
-    with store.write_transaction() as connection:
-        store.add(connection, events, {})
-    store.engine.dispose()
-    data = from_event_store(url, WEIGHTS)
-    rows = {(data.user_ids.ids[u], data.item_ids.ids[i]): (round(float(w), 6), t)
-            for u, i, w, t in zip(data.users, data.items, data.weights, data.timestamps)}
-    assert rows == {("alice", "p1"): (0.6, 20.0), ("alice", "p2"): (0.3, 15.0), ("bob", "p1"): (0.2, 30.0)}
-    summed = from_event_store(url, WEIGHTS, merge="sum")
-    assert round(float(summed.weights[0]), 6) == 0.7
-    assert len(from_event_store(url, WEIGHTS, max_row_id=3)) == 2  # e4 and e5 came later
-
-
 def test_item_features_index_each_items_values_and_round_trip(tmp_path):
     items = IdMapping(["p1", "p2", "p3"])
     attributes = {"p3": ["brand=Zara", "category=Fashion"], "p1": ["category=Fashion"], "p9": ["brand=Nike"]}
@@ -271,15 +252,34 @@ def test_full_catalogue_metrics_rank_a_sample_of_users_beyond_the_pair_budget():
 def test_neumf_learns_planted_clusters_and_beats_toppop(clusters, recommender):
     split = split_data(clusters, SMALL)
     neumf = sampled_metrics(recommender.evaluation_model, split.test)
-    toppop = sampled_metrics(TopPop().fit(clusters, SMALL), split.test)
+    toppop = sampled_metrics(TopPop().fit(split.train), split.test)
     assert neumf["hr@10"] >= 0.85, neumf  # an oracle knowing the clusters and their popularity gets 0.955
     assert neumf["hr@10"] >= toppop["hr@10"] + 0.5 and neumf["ndcg@10"] > toppop["ndcg@10"] + 0.4, (neumf, toppop)
     history = recommender.history
     assert history.epochs[0]["loss"] > history.epochs[-1]["loss"]
     best_ndcg = history.epochs[history.best_epoch - 1]["val_ndcg@10"]
     assert best_ndcg >= max(record["val_ndcg@10"] for record in history.epochs) - SMALL.min_delta
-    mf = MatrixFactorization().fit(clusters, replace(SMALL, lr=0.01))
+    mf = MatrixFactorization(replace(SMALL, lr=0.01)).fit(clusters)
     assert sampled_metrics(mf, split.test)["hr@10"] >= 0.7
+
+
+def test_every_model_keeps_the_contract(clusters, recommender, tmp_path):
+    """fit, score(users, items) by index, recommend and score_ids by external id, save and load: the same for
+    TopPop, MF, item-kNN and NeuMF (what the evaluation and serving rely on)."""
+    models = {"toppop": TopPop().fit(split_data(clusters, SMALL).train), "itemknn": ItemKNN().fit(clusters),
+              "mf": MatrixFactorization(replace(SMALL, epochs=2)).fit(clusters), "neumf": recommender}
+    users, items = np.array([0, 0, 5]), np.array([1, 2, 3])
+    for name, model in models.items():
+        assert isinstance(model, Recommender), name
+        scores = model.score(users, items)
+        assert scores.shape == (3,) and np.isfinite(scores).all(), name
+        loaded = type(model).load(model.save(tmp_path / name))
+        assert np.allclose(loaded.score(users, items), scores), name
+        top = model.recommend("u0", 5, exclude=["i1"])
+        ranked = [score for _, score in top]
+        assert len(top) == 5 and "i1" not in dict(top) and ranked == sorted(ranked, reverse=True), name
+        assert np.allclose(model.score_ids("u0", list(dict(top))), ranked), name
+        assert model.recommend("nobody", 5) == [] and model.score_ids("nobody", ["i1"]) is None, name
 
 
 def test_item_features_rank_rarely_seen_items_by_their_attributes(genres, featured):
@@ -319,7 +319,7 @@ def test_training_is_reproducible_for_a_seed(clusters):
     config = replace(SMALL, epochs=2)
     first, second = NCFRecommender(config).fit(clusters), NCFRecommender(config).fit(clusters)
     products = clusters.item_ids.ids
-    assert np.array_equal(first.score("u3", products), second.score("u3", products))
+    assert np.array_equal(first.score_ids("u3", products), second.score_ids("u3", products))
 
 
 def test_training_uses_every_core_unless_threads_are_set(clusters, monkeypatch):
@@ -340,8 +340,8 @@ def test_training_uses_every_core_unless_threads_are_set(clusters, monkeypatch):
 
 
 def test_unknown_users_get_none_and_unknown_products_nan(recommender):
-    assert recommender.score("nobody", ["i1", "i2"]) is None
-    scores = recommender.score("u0", ["i1", "no-such-product", "i2"])
+    assert recommender.score_ids("nobody", ["i1", "i2"]) is None
+    scores = recommender.score_ids("u0", ["i1", "no-such-product", "i2"])
     assert np.isnan(scores[1]) and np.isfinite(scores[[0, 2]]).all()
     assert recommender.recommend("nobody", 5) == []
 
@@ -352,7 +352,7 @@ def test_recommend_ranks_by_score_and_honours_exclude(recommender):
     best = top[0][0]
     again = recommender.recommend("u0", k=5, exclude=[best, "no-such-product"])
     assert best not in [product for product, _ in again] and again[0] == top[1]
-    scores = recommender.score("u0", [product for product, _ in top])
+    scores = recommender.score_ids("u0", [product for product, _ in top])
     assert np.allclose(scores, [s for _, s in top])
 
 
@@ -362,7 +362,7 @@ def test_save_then_load_gives_identical_scores(recommender, tmp_path):
     loaded = NCFRecommender.load(tmp_path / "model")
     products = recommender.item_ids.ids + ["no-such-product"]
     for user in ("u0", "u17", "u199"):
-        assert np.array_equal(loaded.score(user, products), recommender.score(user, products), equal_nan=True)
+        assert np.array_equal(loaded.score_ids(user, products), recommender.score_ids(user, products), equal_nan=True)
     assert loaded.config == recommender.config and loaded.metrics == recommender.metrics
     assert loaded.evaluation_model is None  # serving loads model.pt only
     assert loaded.history == recommender.history and loaded.refit_history == recommender.refit_history
@@ -433,7 +433,7 @@ def test_save_then_load_gives_identical_scores_with_item_features(genres, featur
     loaded = NCFRecommender.load(tmp_path / "model", evaluation=True)
     products = data.item_ids.ids + ["no-such-product"]
     for user in ("u0", "u7", "u239"):
-        assert np.array_equal(loaded.score(user, products), featured.score(user, products), equal_nan=True)
+        assert np.array_equal(loaded.score_ids(user, products), featured.score_ids(user, products), equal_nan=True)
     users, items = np.arange(data.n_users).repeat(3), np.tile([0, 70, data.n_items - 1], data.n_users)
     assert np.array_equal(loaded.evaluation_model.score(users, items), featured.evaluation_model.score(users, items))
     assert loaded.item_features.values == featured.item_features.values
@@ -452,58 +452,7 @@ def test_latest_model_dir_ignores_partial_and_foreign_directories(recommender, t
     assert latest_model_dir(tmp_path) == older
 
 
-def scores_of(model_metrics: dict) -> dict:
-    return {name: value for name, value in model_metrics.items() if name != "train_seconds"}
-
-
-def test_cli_trains_on_the_event_store_and_reevaluates_the_same_split(tmp_path, monkeypatch):
-    data = planted_clusters(n_users=60, n_items=120, per_user=12, seed=5)
-    attributes = {item: [f"category={int(item[1:]) % 4}", f"brand={int(item[1:]) % 7}"] for item in data.item_ids.ids}
-    monkeypatch.setattr("ncf.__main__.product_attributes", lambda settings: attributes)  # the products collection
-    url = f"sqlite:///{tmp_path / 'events.db'}"
-    store = EventStore(make_engine(url), WEIGHTS, 7)
-    store.init_schema()
-    events = [Event(f"e{n}", data.user_ids.ids[u], data.item_ids.ids[i], "purchase", None, float(t))
-              for n, (u, i, t) in enumerate(zip(data.users, data.items, data.timestamps))]
-    with store.write_transaction() as connection:
-        store.add(connection, events, {})
-    store.engine.dispose()
-    out = tmp_path / "models"
-    train = ["train", "--source", "events", "--database-url", url, "--epochs", "2", "--embed-dim", "8",
-             "--layers", "16,8", "--threads", "1", "--out", str(out)]
-    assert main(train) == 0
-    directory = latest_model_dir(out)
-    assert directory is not None and directory.name.startswith("ncf-")
-    assert sorted(path.name for path in out.iterdir()) == [directory.name]  # no partial left behind
-    assert {"model.pt", "evaluation_model.pt", "mappings.json", "config.json", "metrics.json", "item_features.json",
-            "training_results.png"} <= {path.name for path in directory.iterdir()}
-    metrics = json.loads((directory / "metrics.json").read_text())
-    keys = {"hr@10", "ndcg@10", "auc", "recall@10", "full_ndcg@10", "coverage@10", "train_seconds"}
-    assert all(set(metrics[model]) == keys for model in ("neumf", "mf", "toppop"))
-    assert metrics["data"] == {"users": 60, "items": data.n_items, "interactions": len(data)}
-    config = json.loads((directory / "config.json").read_text())
-    assert config["served"] == {"weights": "refit on all interactions", "interactions": len(data),
-                                "epochs": config["history"]["best_epoch"]}
-    assert config["train"]["item_features"] is True and config["model"]["n_attribute_values"] == 4 + 7
-    assert config["model"]["attribute_shares"] is True  # on by default for the event store
-    assert config["item_features"] == {"fields": ["category", "sub_category", "brand"], "values": 11,
-                                       "items_with_values": data.n_items}
-    served, evaluated = (torch.load(directory / name) for name in ("model.pt", "evaluation_model.pt"))
-    assert not torch.equal(served["gmf_user.weight"], evaluated["gmf_user.weight"])
-    assert main([*train, "--no-refit"]) == 0
-    unrefit = latest_model_dir(out)
-    assert unrefit != directory and not (unrefit / "evaluation_model.pt").exists()
-    assert json.loads((unrefit / "config.json").read_text())["served"]["weights"] == "evaluation run"
-    neumf = scores_of(metrics["neumf"])
-    assert scores_of(json.loads((unrefit / "metrics.json").read_text())["neumf"]) == neumf  # the same evaluation run
-    with store.write_transaction() as connection:  # events after training do not change its split
-        store.add(connection, [Event("late", "newcomer", "i1", "view", None, 2e9)], {})
-    store.engine.dispose()
-    for model_dir in (directory, unrefit):  # metrics.json measures the evaluation weights, reproducibly
-        assert evaluate_model_dir(model_dir, url)["neumf"] == neumf
-
-
-def test_cli_item_features_can_be_turned_off_and_survive_an_unreadable_store(tmp_path, monkeypatch, capsys):
+def test_cli_item_features_can_be_turned_off(tmp_path):
     data = planted_clusters(n_users=30, n_items=120, clusters=8, per_user=10, seed=6)
     (tmp_path / "ml").mkdir()
     with open(tmp_path / "ml" / "ratings.csv", "w", encoding="utf-8") as ratings:
@@ -531,21 +480,3 @@ def test_cli_item_features_can_be_turned_off_and_survive_an_unreadable_store(tmp
     off = trained("--source", "movielens", "--path", str(tmp_path / "ml"), "--no-item-features")
     assert off["train"]["item_features"] is False and off["item_features"] is None
     assert off["model"]["n_attribute_values"] == 0 and not (latest_model_dir(out) / "item_features.json").exists()
-
-    url = f"sqlite:///{tmp_path / 'events.db'}"
-    store = EventStore(make_engine(url), WEIGHTS, 7)
-    store.init_schema()
-    with store.write_transaction() as connection:
-        store.add(connection, [Event(f"e{n}", data.user_ids.ids[u], data.item_ids.ids[i], "view", None, float(t))
-                               for n, (u, i, t) in enumerate(zip(data.users, data.items, data.timestamps))], {})
-    store.engine.dispose()
-
-    def unreachable(settings):
-        raise StoreUnavailable("Milvus unreachable: connection refused")
-
-    monkeypatch.setattr("ncf.__main__.product_attributes", unreachable)
-    events = trained("--source", "events", "--database-url", url)
-    assert events["train"]["item_features"] is True and events["item_features"] is None  # trained on ids only
-    assert events["source"]["item_features_unavailable"] == (
-        "the products collection could not be read: Milvus unreachable: connection refused")
-    assert "NeuMF gets no item features" in capsys.readouterr().err

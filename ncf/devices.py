@@ -1,7 +1,8 @@
-"""Which torch device a setting (EMBEDDING_DEVICE, TRAINING_DEVICE) means on this machine."""
+"""Which torch device a setting (the trainer's --device; the service's EMBEDDING_DEVICE, TRAINING_DEVICE) means
+on this machine."""
 from __future__ import annotations
 
-from app.config.settings import DEVICES
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(setting: str, torch_module=None) -> str:
