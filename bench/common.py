@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,6 +19,13 @@ SHOP_QUERIES = [
     "winter jacket", "red lipstick", "jigsaw puzzle", "4k television", "car battery", "motor oil",
     "protein powder", "cookbook", "vacuum cleaner", "samsung smartphone", "nike sneakers",
 ]
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (the benchmarks' and the tests' servers bind it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def queries(count: int) -> list[str]:

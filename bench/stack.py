@@ -18,7 +18,7 @@ import numpy as np
 from app.core.catalog import Product, embedding_text
 from app.core.indexing import rows_with_vectors
 from app.core.resources import Resources
-from app.ops.service import free_port, spawn, start_lite_server, terminate
+from app.ops.service import spawn, start_lite_server, terminate
 from app.config.settings import Settings
 from app.storage.products import ProductStore, connect
 from ncf.recommender import latest_model_dir
@@ -26,7 +26,7 @@ from seed.interactions import generate_interactions
 from seed.loader import catalogue_products, seed_events
 from seed.mock_catalog import generate_products
 
-from .common import bench_data_dir
+from .common import bench_data_dir, free_port
 
 CATALOG_SEED = 42
 INTERACTIONS_SEED = 42

@@ -12,7 +12,8 @@ from typing import Iterator, NoReturn
 
 import pytest
 
-from app.ops.service import free_port, wait_until_healthy  # noqa: F401 (also used by the tests)
+from app.ops.service import wait_until_healthy  # noqa: F401 (also used by the tests)
+from bench.common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # The read-only shared data sets live beside the checkout (../shared/data), or where SHARED_DATA_DIR says.

@@ -188,13 +188,6 @@ def wait_until_healthy(base_url: str, process: subprocess.Popen, timeout: float 
     raise TimeoutError(f"{base_url} not healthy after {timeout:.0f} s")
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex((LOOPBACK, port)) == 0

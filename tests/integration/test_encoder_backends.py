@@ -103,7 +103,7 @@ def test_device_resolution():
 
 
 def test_training_refuses_an_accelerator_it_does_not_see(tmp_path):
-    trained = run_module("ncf", "train", "--source", "events", "--device", "cuda", env=service_env(tmp_path))
+    trained = run_module("app.ops.cli", "train", "--device", "cuda", env=service_env(tmp_path))
     assert trained.returncode == 2 and "'cuda' was asked for but torch sees none" in trained.stderr, trained.stderr
 
 

@@ -69,7 +69,7 @@ def test_two_gunicorn_workers_over_a_lite_server_report_their_sum(tmp_path):
         env = service_env(data_dir, MILVUS_URI=uri)
         for args in (("seed", "products", "--count", "40"),
                      ("seed", "interactions", "--users", "12", "--min", "8", "--max", "12"),
-                     ("ncf", "train", "--source", "events", "--epochs", "2", "--batch-size", "256", "--embed-dim", "8",
+                     ("app.ops.cli", "train", "--epochs", "2", "--batch-size", "256", "--embed-dim", "8",
                       "--layers", "16,8", "--negatives", "2", "--no-refit")):
             done = run_module(*args, env=env)
             assert done.returncode == 0, done.stderr[-3000:]

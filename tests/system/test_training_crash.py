@@ -19,7 +19,7 @@ from app.config.settings import Settings
 from ncf.recommender import MODEL_DIR_PATTERN, MODEL_FILES, latest_model_dir
 from tests.helpers import ROOT, eventually, run_module, service_env
 
-TRAIN_ARGS = ("train", "--source", "events", "--threads", "1", "--batch-size", "256", "--embed-dim", "8",
+TRAIN_ARGS = ("train", "--threads", "1", "--batch-size", "256", "--embed-dim", "8",
               "--layers", "16,8", "--seed", "0")
 
 
@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
         store.add(connection, batch, {})
     env = service_env(data_dir)
     models = data_dir / "models"
-    trained = run_module("ncf", *TRAIN_ARGS, "--epochs", "2", "--database-url", database_url, "--out", str(models),
+    trained = run_module("app.ops.cli", *TRAIN_ARGS, "--epochs", "2", "--database-url", database_url, "--out", str(models),
                          env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]
     return database_url, models, env
@@ -52,7 +52,7 @@ def model_dirs(root: Path) -> set[str]:
 def start_training(database_url: str, models: Path, env: dict, epochs: int, stderr: Path) -> subprocess.Popen:
     with open(stderr, "w") as handle:
         return subprocess.Popen(
-            [sys.executable, "-m", "ncf", *TRAIN_ARGS, "--epochs", str(epochs), "--patience", str(epochs),
+            [sys.executable, "-m", "app.ops.cli", *TRAIN_ARGS, "--epochs", str(epochs), "--patience", str(epochs),
              "--database-url", database_url, "--out", str(models)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=handle,
         )
@@ -103,7 +103,7 @@ def test_killed_while_writing_the_model_directory(trained, tmp_path):
     os.utime(abandoned, (an_hour_ago, an_hour_ago))
     in_progress = models / ".ncf-20990101T000000Z-0000beef.partial"  # as if another run were writing it now
     in_progress.mkdir()
-    again = run_module("ncf", *TRAIN_ARGS, "--epochs", "2", "--database-url", database_url, "--out", str(models),
+    again = run_module("app.ops.cli", *TRAIN_ARGS, "--epochs", "2", "--database-url", database_url, "--out", str(models),
                        env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     newest = latest_model_dir(models)
