@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 
+from cachetools import TTLCache
 from sqlalchemy import JSON, Column, Float, Index, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.engine import Engine
 
@@ -90,7 +91,7 @@ class Experiments:
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._running: tuple[float, dict[str, dict]] = (0.0, {})
+        self._running = TTLCache(maxsize=1, ttl=RUNNING_CACHE_SECONDS)  # surface → running experiment
         self._lock = threading.Lock()
 
     def init_schema(self) -> None:
@@ -108,7 +109,8 @@ class Experiments:
             if running:
                 raise ExperimentRunning(running)
             connection.execute(insert(experiments), row)
-        self._running = (0.0, {})
+        with self._lock:
+            self._running.clear()
         return row
 
     def get(self, experiment_id: str) -> dict | None:
@@ -122,19 +124,22 @@ class Experiments:
             connection.execute(update(experiments).where(
                 experiments.c.experiment_id == experiment_id, experiments.c.status == "running",
             ).values(status="stopped", stopped_at=time.time()))
-        self._running = (0.0, {})
+        with self._lock:
+            self._running.clear()
         return self.get(experiment_id)
 
     def assignment(self, surface: str, user_id: str | None) -> Assignment | None:
         """The variant `user_id` sees in the experiment running on `surface`; None without one (or a user)."""
         if user_id is None:
             return None
-        expires, running = self._running
-        if time.monotonic() >= expires:
+        with self._lock:
+            running = self._running.get("running")
+        if running is None:
             with self.engine.connect() as connection:
                 rows = connection.execute(select(experiments).where(experiments.c.status == "running")).mappings()
                 running = {row["surface"]: dict(row) for row in rows}
-            self._running = (time.monotonic() + RUNNING_CACHE_SECONDS, running)
+            with self._lock:
+                self._running["running"] = running
         experiment = running.get(surface)
         return assign(experiment, user_id) if experiment else None
 

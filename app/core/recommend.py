@@ -10,11 +10,11 @@ blended score the weighted sum (weights renormalised over the sources available 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
+from cachetools import TTLCache
 
 from app.storage.events import EventStore
 from app.storage.milvus_filters import ProductFilter
@@ -33,6 +33,7 @@ STRATEGIES = ("hybrid", *STRATEGY_SOURCES)
 COLD_START_SOURCES = ("popular", "trending")
 POPULAR_MARGIN = 16  # popular products read beyond the ones wanted, for those found inactive
 POPULAR_CACHED = 200  # popular products a process keeps per category (POPULAR_CACHE_SECONDS)
+POPULAR_CACHE_KEYS = 4096  # (category, all time?) lists kept at most (then the least recently used go)
 MODEL_MARGIN = 32  # model candidates read beyond the ones wanted, for those inactive or of another category
 
 
@@ -110,7 +111,8 @@ class Recommender:
         self.exclude = tuple(exclude)  # event types whose products are not recommended again
         self.rank_constant = rank_constant
         self.recent_items = recent_items
-        self._popular_cache: dict[tuple[str | None, bool], tuple[float, dict[str, dict]]] = {}
+        # (category, all time?) → its POPULAR_CACHED most popular products, for POPULAR_CACHE_SECONDS
+        self._popular_cache = TTLCache(maxsize=POPULAR_CACHE_KEYS, ttl=popular_cache_seconds or 1.0)
         self._popular_cache_lock = threading.Lock()
 
     def recommend(self, user_id: str, strategy: str = "hybrid", limit: int = 10, category: str | None = None,
@@ -227,12 +229,11 @@ class Recommender:
 
     def _cached_popular(self, category: str | None, all_time: bool) -> dict[str, dict]:
         with self._popular_cache_lock:
-            expiry, rows = self._popular_cache.get((category, all_time), (0.0, {}))
-        if time.monotonic() < expiry:
-            return rows
-        rows = self._read_popular(POPULAR_CACHED, category, set(), (*PRODUCT_FIELDS, DENSE_FIELD), all_time)
-        with self._popular_cache_lock:
-            self._popular_cache[(category, all_time)] = (time.monotonic() + self.popular_cache_seconds, rows)
+            rows = self._popular_cache.get((category, all_time))
+        if rows is None:
+            rows = self._read_popular(POPULAR_CACHED, category, set(), (*PRODUCT_FIELDS, DENSE_FIELD), all_time)
+            with self._popular_cache_lock:
+                self._popular_cache[(category, all_time)] = rows
         return rows
 
     def _read_popular(self, limit: int, category: str | None, excluded: set[str], fields: Sequence[str],

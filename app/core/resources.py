@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from app.storage.attribution import ImpressionLog
 from app.core.collaborative import ServedModel
+from app.core.facets import CatalogueFacets
 from app.core.embedding import DenseEncoder, QueryCachingEncoder, load_encoder
 from app.storage.events import EventStore, make_engine
 from app.core.experiments import Experiments
@@ -64,6 +65,10 @@ class Resources:
             store.ensure_collection()
             return store
         return self._build("_products", create)
+
+    @property
+    def facets(self) -> CatalogueFacets:
+        return self._build("_facets", lambda: CatalogueFacets(self.products))
 
     @property
     def users(self) -> UserVectorStore:
