@@ -30,7 +30,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -288,10 +288,10 @@ def main() -> None:
         for name_retriever in (False, True):
             on = "on" if name_retriever else "off"
             for k in RRF_KS:
-                store.settings = replace(base, name_retriever=name_retriever, rrf_k=k)
+                store.settings = base.model_copy(update={"name_retriever": name_retriever, "rrf_k": k})
                 runs[(analyzer, "rrf", name_retriever, k)] = run = service_run(store, query_vectors, labels)
                 service_rows.append(row(f"{analyzer}: hybrid RRF k={k}, name {on}", run))
-            store.settings = replace(base, name_retriever=name_retriever)
+            store.settings = base.model_copy(update={"name_retriever": name_retriever})
             for weight in DENSE_WEIGHTS:
                 runs[(analyzer, "weighted", name_retriever, weight)] = run = service_run(
                     store, query_vectors, labels, fusion="weighted", dense_weight=weight)

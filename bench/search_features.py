@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -66,7 +65,7 @@ def measure(size: int, n_queries: int) -> list[list]:
                     lambda t: previous_search(store, encoder, t)}
             for name, (changed, keywords) in VARIANTS.items():
                 def run(t, changed=changed, keywords=keywords):
-                    store.settings = replace(base, **changed)
+                    store.settings = base.model_copy(update=changed)
                     return store.search(encoder.encode_query(t), t, ProductFilter(), limit=LIMIT, **keywords)
                 runs[name] = run
             client = app.test_client()

@@ -1,10 +1,13 @@
-"""All settings of the service, read from environment variables with defaults (see README)."""
+"""All settings of the service, read from environment variables (the field name in capitals) with defaults
+(docs/configuration.md), by pydantic-settings; an empty variable means the default."""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field as dataclass_field, fields, replace
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Mapping
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.config.weights import parse_exclude, parse_weights
 from ncf.devices import DEVICES
@@ -16,11 +19,14 @@ TEXT_ANALYZERS = ("english", "standard")
 PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
 RECOMMENDATION_SOURCES = ("collaborative", "item", "content", "similar", "popular", "trending")
+DATABASE_CONNECT_TIMEOUT = 10
+_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("environment", default=None)  # see from_env
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Typed view of the environment; one instance per process."""
+
+    model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, extra="forbid", protected_namespaces=())
 
     data_dir: Path = Path("./data")
     milvus_uri: str = ""  # empty: a Milvus Lite store at DATA_DIR/milvus.db
@@ -30,7 +36,7 @@ class Settings:
     products_collection: str = "products"
     users_collection: str = "users"
     database_url: str = ""  # empty: SQLite at DATA_DIR/events.db
-    database_connect_timeout: int = 10  # PostgreSQL: seconds to establish a connection (libpq connect_timeout)
+    database_connect_timeout: int = DATABASE_CONNECT_TIMEOUT  # PostgreSQL: seconds to establish a connection (libpq connect_timeout)
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = 64
     embedding_query_instruction: str = ""
@@ -71,26 +77,32 @@ class Settings:
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
     model_check_seconds: float = 10.0
     torch_threads: int = 1  # per service process (query encoding, NCF scoring); see Resources
-    api_key: str = dataclass_field(default="", repr=False)  # empty: write and admin endpoints are open
+    api_key: str = Field("", repr=False)  # empty: write and admin endpoints are open
     impression_logging: bool = True  # log the lists shown (attribution, experiment results)
     impression_flush_seconds: float = 1.0  # buffered impressions are written this often (lost on a crash)
     impression_retention_days: float = 30.0  # older impressions and their attributions are deleted (0: kept)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
-        """Build settings from `env` (default: os.environ); `overrides` are field values that win."""
-        env = os.environ if env is None else env
-        values = {}
-        for field in fields(cls):
-            raw = env.get(field.name.upper())
-            if raw is None or raw == "":
-                continue
-            values[field.name] = _coerce(field.name, raw, type(getattr(cls, field.name)))
-        settings = replace(cls(), **values, **overrides)
-        settings.validate()
-        return settings
+        """Settings from `env` (default: os.environ); `overrides` are field values that win. A bad value is a
+        ValueError naming the variable."""
+        token = _ENVIRONMENT.set(env)
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ValueError("; ".join(_message(error) for error in exc.errors())) from None
+        finally:
+            _ENVIRONMENT.reset(token)
 
-    def validate(self) -> None:
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments win over the environment: os.environ, or the mapping given to `from_env`."""
+        env = _ENVIRONMENT.get()
+        return (init_settings, env_settings if env is None else _MappingSource(settings_cls, env))
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
         if self.sparse_mode not in SPARSE_MODES:
             raise ValueError(f"SPARSE_MODE must be one of {SPARSE_MODES}, got {self.sparse_mode!r}")
         if self.index_type not in INDEX_TYPES:
@@ -107,6 +119,7 @@ class Settings:
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad
         parse_weights(self.recommendation_weights, RECOMMENDATION_SOURCES)
         parse_exclude(self.recommendation_exclude)
+        return self
 
     @property
     def personalization_weights(self) -> dict[str, float]:
@@ -160,12 +173,23 @@ def _without_credentials(uri: str) -> str:
     return uri
 
 
-def _coerce(name: str, raw: str, kind: type):
-    try:
-        if kind is Path:
-            return Path(raw)
-        if kind is bool:
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-        return kind(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+class _MappingSource(PydanticBaseSettingsSource):
+    """The non-empty variables of a mapping, named as in the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]):
+        super().__init__(settings_cls)
+        self.env = env
+
+    def get_field_value(self, field, field_name: str) -> tuple[str | None, str, bool]:
+        return self.env.get(field_name.upper()) or None, field_name, False
+
+    def __call__(self) -> dict[str, str]:
+        return {name: self.env[name.upper()] for name in self.settings_cls.model_fields if self.env.get(name.upper())}
+
+
+def _message(error: dict) -> str:
+    """One validation error as `NAME='value': what is wrong` (a check of the whole: its own message)."""
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"{str(error['loc'][0]).upper()}={error['input']!r}: {message}"

@@ -7,7 +7,6 @@ read, so `evaluate-model` rebuilds the same split later.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from pymilvus import MilvusException
@@ -89,7 +88,7 @@ def events_source(settings: Settings, database_url: str | None = None) -> tuple[
     url = database_url or settings.resolved_database_url
     max_row_id = latest_event_row(url)
     return event_interactions(url, settings.event_weights, "max", max_row_id), {
-        "kind": "events", "database": replace(settings, database_url=url).public_database_url,
+        "kind": "events", "database": settings.model_copy(update={"database_url": url}).public_database_url,
         "event_weights": settings.event_weights, "merge": "max", "max_row_id": max_row_id}
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from app.config.settings import Settings
+from app.config.settings import DATABASE_CONNECT_TIMEOUT
 
 EVENT_TYPES = ("view", "add_to_cart", "purchase", "rating")
 # Popularity scores are sums of w * 2^((t - EPOCH) / half-life): additive (one atomic UPDATE per product)
@@ -71,7 +71,7 @@ class Event:
     occurred_at: float
 
 
-def make_engine(url: str, connect_timeout: int = Settings.database_connect_timeout) -> Engine:
+def make_engine(url: str, connect_timeout: int = DATABASE_CONNECT_TIMEOUT) -> Engine:
     """An engine; SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE for write transactions.
 
     A PostgreSQL connection that is not established within `connect_timeout` seconds fails (libpq's

@@ -3,7 +3,7 @@ import pytest
 
 from app.config.settings import Settings
 
-RRF_K = Settings().rrf_k  # the session settings keep the defaults
+RRF_K = Settings.from_env({}).rrf_k  # the session settings keep the defaults
 NEW_PRODUCT = {
     "product_id": "t-kettle-1",
     "name": "Breville Glass Electric Kettle 1.7L",

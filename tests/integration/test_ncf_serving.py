@@ -1,6 +1,5 @@
 """NCF served as the collaborative part of recommendations: loaded from MODELS_DIR, hot-swapped."""
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -92,7 +91,7 @@ def test_a_newer_model_is_served_without_restart(client, served, res):
 
 def test_the_app_serving_a_model_sets_the_torch_threads(served, res):
     before = torch.get_num_threads()
-    settings = replace(res.settings, torch_threads=before + 1)
+    settings = res.settings.model_copy(update={"torch_threads": before + 1})
     try:
         with create_app({"TESTING": True, "SETTINGS": settings}).app_context():
             assert resources().served_model.score_ids(USERS[0], served.item_ids.ids[:10]) is not None

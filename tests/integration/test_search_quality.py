@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -68,7 +67,7 @@ def test_hybrid_rrf_is_one_milvus_hybrid_search_equal_to_rrf_of_the_retrievers_l
         res, catalog, name_retriever, product_filter):
     store, settings = res.products, res.products.settings
     names = ["dense", "sparse"] + (["name"] if name_retriever else [])
-    store.settings = replace(settings, name_retriever=name_retriever)
+    store.settings = settings.model_copy(update={"name_retriever": name_retriever})
     try:
         for text in ("running shoes", "apple laptop", "kitchen", "noise cancelling headphones"):
             query = res.encoder.encode_query(text)
@@ -103,7 +102,7 @@ def test_the_name_retriever_joins_hybrid_fusion_when_turned_on(res, catalog):
     query = res.encoder.encode_query("apple laptop")
     default = store.search(query, "apple laptop", ProductFilter(), limit=5, explain=True).hits
     assert not settings.name_retriever and set(default[0].retrievers) == {"dense", "sparse"}
-    store.settings = replace(settings, name_retriever=True)
+    store.settings = settings.model_copy(update={"name_retriever": True})
     try:
         hits = store.search(query, "apple laptop", ProductFilter(), limit=5, explain=True).hits
     finally:
@@ -177,8 +176,8 @@ def old_schema(dimension: int):
 
 
 def test_an_old_collection_is_served_then_rebuilt_without_re_embedding(res, catalog):
-    settings = replace(res.settings, products_collection="old_products", collection_check_seconds=0,
-                       name_retriever=True)
+    settings = res.settings.model_copy(update={"products_collection": "old_products", "collection_check_seconds": 0,
+                                               "name_retriever": True})
     client = res.products.client
     client.create_collection("old_products", schema=old_schema(res.encoder.dimension), consistency_level="Strong")
     sparse_index = MilvusClient.prepare_index_params()

@@ -192,7 +192,7 @@ def test_a_hung_milvus_costs_one_timeout_then_calls_fail_fast(milvus, service):
 def read_only_sqlite(tmp_path: Path) -> str:
     """An existing SQLite event store opened read-only (file permissions would not stop root)."""
     path = tmp_path / "events.db"
-    EventStore(make_engine(f"sqlite:///{path}"), Settings().event_weights, 7.0).init_schema()
+    EventStore(make_engine(f"sqlite:///{path}"), Settings.from_env({}).event_weights, 7.0).init_schema()
     return f"sqlite:///file:{path}?mode=ro&uri=true"
 
 

@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
     (database URL, models root, service environment)."""
     data_dir = tmp_path_factory.mktemp("training-crash")
     database_url = f"sqlite:///{data_dir / 'events.db'}"
-    store = EventStore(make_engine(database_url), Settings().event_weights, 7.0)
+    store = EventStore(make_engine(database_url), Settings.from_env({}).event_weights, 7.0)
     store.init_schema()
     rng = random.Random(0)
     products = [f"tc-p{i:03d}" for i in range(150)]

@@ -1,7 +1,5 @@
 """The documentation keeps up with the code: every setting has its row in docs/configuration.md."""
 import re
-from dataclasses import fields
-
 from app.config.settings import Settings
 from tests.helpers import ROOT
 
@@ -16,7 +14,7 @@ def documented_variables() -> set[str]:
 
 def test_every_service_and_gunicorn_setting_is_documented():
     gunicorn = set(re.findall(r"""environ(?:\.get\(|\[)["']([A-Z_]+)["']""", (ROOT / "gunicorn.conf.py").read_text()))
-    settings = {field.name.upper() for field in fields(Settings)}
+    settings = {name.upper() for name in Settings.model_fields}
     assert {"BIND", "WEB_CONCURRENCY", "MILVUS_URI"} <= gunicorn and "DATA_DIR" in settings
     missing = (settings | gunicorn | {"PROMETHEUS_MULTIPROC_DIR"}) - documented_variables()
     assert not missing, f"add a row to docs/configuration.md for {sorted(missing)}"

@@ -94,7 +94,7 @@ def test_the_service_trains_on_its_event_store_and_reevaluates_the_same_split(tm
         store.add(connection, [Event("late", "newcomer", "i1", "view", None, 2e9)], {})
     store.engine.dispose()
     for model_dir in (directory, unrefit):  # metrics.json measures the evaluation weights, reproducibly
-        assert evaluate_model(model_dir, Settings(), url)["neumf"] == neumf
+        assert evaluate_model(model_dir, Settings.from_env({}), url)["neumf"] == neumf
 
 
 def test_training_survives_an_unreadable_products_collection(tmp_path, monkeypatch, capsys):
