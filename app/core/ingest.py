@@ -18,7 +18,8 @@ from sqlalchemy import select
 from app.storage.availability import StoreUnavailable, summary, unavailable_dependency
 from app.storage.events import Event, EventStore, product_popularity
 from app.storage.products import DENSE_FIELD, ProductStore
-from app.storage.users import UserVectorStore, accumulate
+from app.core.user_vectors import accumulate
+from app.storage.users import UserVectorStore
 
 log = logging.getLogger(__name__)
 

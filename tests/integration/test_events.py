@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.storage.users import accumulate
+from app.core.user_vectors import accumulate
 
 
 def active_products(catalog, **where):
