@@ -11,9 +11,9 @@ import_pymilvus()  # first: MILVUS_URI may name a Lite file, which pymilvus' imp
 from flask import Flask  # noqa: E402
 
 from app.api import metrics  # noqa: E402
-from app.core import resources  # noqa: E402
 from app.api.errors import register_error_handlers  # noqa: E402
 from app.config.settings import Settings  # noqa: E402
+from app.core import resources  # noqa: E402
 
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 

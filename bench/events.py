@@ -21,9 +21,9 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import create_app  # noqa: E402
-from app.storage.events import Event, EventStore, make_engine  # noqa: E402
-from app.core.resources import EXTENSION_KEY, Resources  # noqa: E402
 from app.config.settings import Settings  # noqa: E402
+from app.core.resources import EXTENSION_KEY, Resources  # noqa: E402
+from app.storage.events import Event, EventStore, make_engine  # noqa: E402
 from seed.loader import catalogue_products  # noqa: E402
 
 from .common import bench_data_dir, percentiles, print_table, timed  # noqa: E402

@@ -22,11 +22,11 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import create_app  # noqa: E402
+from app.config.settings import Settings  # noqa: E402
 from app.core.catalog import Product  # noqa: E402
 from app.core.indexing import index_products  # noqa: E402
 from app.core.ranker import ndcg_at, train_served  # noqa: E402
 from app.core.resources import resources  # noqa: E402
-from app.config.settings import Settings  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 from seed.shoppers import Shopper, relevance, shopper_queries  # noqa: E402
 

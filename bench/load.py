@@ -28,8 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from app.ops.service import GUNICORN, spawn, terminate, wait_until_healthy  # noqa: E402
 from app.config.settings import Settings  # noqa: E402
+from app.ops.service import GUNICORN, spawn, terminate, wait_until_healthy  # noqa: E402
 
 from .common import free_port, percentiles, print_table, queries  # noqa: E402
 from .stack import prepare_store, served_store, service_env  # noqa: E402

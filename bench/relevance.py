@@ -38,12 +38,12 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import create_app  # noqa: E402
+from app.config.settings import Settings  # noqa: E402
 from app.core.catalog import Product, embedding_text, search_text  # noqa: E402
 from app.core.embedding import load_encoder  # noqa: E402
-from app.storage.fusion import rrf  # noqa: E402
 from app.core.indexing import rows_with_vectors  # noqa: E402
+from app.storage.fusion import rrf  # noqa: E402
 from app.storage.milvus_filters import ProductFilter  # noqa: E402
-from app.config.settings import Settings  # noqa: E402
 from app.storage.products import ProductStore, connect, name_text  # noqa: E402
 from seed.importers import read_movielens  # noqa: E402
 

@@ -24,10 +24,10 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import create_app  # noqa: E402
+from app.config.settings import Settings  # noqa: E402
 from app.core.catalog import Product, embedding_text  # noqa: E402
 from app.core.indexing import index_products  # noqa: E402
 from app.core.resources import EXTENSION_KEY  # noqa: E402
-from app.config.settings import Settings  # noqa: E402
 from app.storage.products import LITE_INDEX_FALLBACKS  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 

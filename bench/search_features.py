@@ -18,8 +18,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pymilvus import AnnSearchRequest, RRFRanker  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.storage.milvus_filters import ProductFilter  # noqa: E402
 from app.core.resources import EXTENSION_KEY  # noqa: E402
+from app.storage.milvus_filters import ProductFilter  # noqa: E402
 from app.storage.products import DENSE_FIELD, PRODUCT_FIELDS, SPARSE_FIELD  # noqa: E402
 
 from .common import percentiles, print_table, queries, timed  # noqa: E402

@@ -15,11 +15,11 @@ from typing import Iterator
 
 import numpy as np
 
+from app.config.settings import Settings
 from app.core.catalog import Product, embedding_text
 from app.core.indexing import rows_with_vectors
 from app.core.resources import Resources
 from app.ops.service import spawn, start_lite_server, terminate
-from app.config.settings import Settings
 from app.storage.products import ProductStore, connect
 from ncf.recommender import latest_model_dir
 from seed.interactions import generate_interactions

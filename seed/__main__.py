@@ -7,8 +7,8 @@ import logging
 import os
 import sys
 
-from app.core.resources import Resources
 from app.config.settings import Settings
+from app.core.resources import Resources
 
 from .importers import PRESETS, count_rows, parse_mapping, read_catalog, read_movielens
 from .interactions import generate_interactions, read_movielens_ratings, write_events_csv

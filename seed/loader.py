@@ -12,9 +12,9 @@ from tqdm import tqdm
 
 from app.core.catalog import Product
 from app.core.event_input import EventIn
-from app.storage.events import Event
 from app.core.indexing import DEFAULT_BATCH, chunked, index_products
 from app.core.resources import Resources
+from app.storage.events import Event
 from app.storage.products import ProductStore
 
 log = logging.getLogger(__name__)

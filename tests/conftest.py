@@ -12,10 +12,10 @@ os.environ.setdefault("ENCODER_CACHE_DIR", os.path.join(tempfile.gettempdir(), "
 import pytest  # noqa: E402
 
 from app import create_app  # noqa: E402
+from app.config.settings import Settings  # noqa: E402
 from app.core.catalog import Product  # noqa: E402
 from app.core.indexing import index_products  # noqa: E402
 from app.core.resources import resources  # noqa: E402
-from app.config.settings import Settings  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 from tests.helpers import unavailable  # noqa: E402
 

@@ -8,12 +8,12 @@ from flask import Blueprint
 from pydantic import Field
 
 from app.api.errors import ApiError
-from app.storage.attribution import AttributionRejected
-from app.core.event_input import MAX_EVENTS_PER_REQUEST, EventIn
-from app.core.ingest import UnknownProducts
 from app.api.metrics import record_events
 from app.api.requests import Batch, BatchItems, ResponseModel, operation
+from app.core.event_input import MAX_EVENTS_PER_REQUEST, EventIn
+from app.core.ingest import UnknownProducts
 from app.core.resources import resources
+from app.storage.attribution import AttributionRejected
 
 bp = Blueprint("events", __name__)
 

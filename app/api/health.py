@@ -8,10 +8,10 @@ from flask import Blueprint
 from pydantic import Field
 
 from ncf.devices import resolve_device
-from app.storage.vector_space import vector_space
 from app.api.requests import ResponseModel, operation
 from app.core.resources import resources
 from app.storage.training_jobs import ACTIVE
+from app.storage.vector_space import vector_space
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.storage.milvus_filters import ProductFilter
 from app.api.requests import ResponseModel, operation
-from app.core.resources import resources
 from app.api.schemas import FilterText, StoredProduct
+from app.core.resources import resources
+from app.storage.milvus_filters import ProductFilter
 
 bp = Blueprint("popular", __name__, url_prefix="/popular")
 

@@ -5,12 +5,12 @@ from flask import Blueprint
 from pydantic import BaseModel, Field
 
 from app.api.auth import require_api_key
-from app.core.catalog import Identifier, Product
 from app.api.errors import ApiError
-from app.core.indexing import index_products
 from app.api.requests import Batch, BatchItems, ResponseModel, operation
-from app.core.resources import resources
 from app.api.schemas import AttributedList, FilterParams, ProductHit, StoredProduct, hit_json
+from app.core.catalog import Identifier, Product
+from app.core.indexing import index_products
+from app.core.resources import resources
 
 bp = Blueprint("products", __name__, url_prefix="/products")
 

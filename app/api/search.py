@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import Field, StringConstraints, field_validator
 
-from app.core.catalog import Identifier
-from app.core.recommend import score_breakdown
-from app.storage.refine import Sort
 from app.api.requests import ResponseModel, operation
 from app.api.schemas import AttributedList, FilterParams, ProductHit, hit_json
+from app.core.catalog import Identifier
+from app.core.recommend import score_breakdown
 from app.core.resources import resources
+from app.storage.refine import Sort
 
 bp = Blueprint("search", __name__)
 

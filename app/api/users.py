@@ -6,14 +6,14 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from app.core.catalog import Identifier
 from app.api.errors import ApiError
-from app.storage.events import EVENT_TYPES
-from app.core.recommend import COLD_START_SOURCES, SOURCES, STRATEGIES, Recommendations
-from app.config.weights import EXCLUDABLE, parse_exclude, parse_weights
-from app.core.resources import resources
 from app.api.requests import ResponseModel, operation
 from app.api.schemas import AttributedList, FilterText, StoredProduct
+from app.config.weights import EXCLUDABLE, parse_exclude, parse_weights
+from app.core.catalog import Identifier
+from app.core.recommend import COLD_START_SOURCES, SOURCES, STRATEGIES, Recommendations
+from app.core.resources import resources
+from app.storage.events import EVENT_TYPES
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 

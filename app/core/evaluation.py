@@ -28,13 +28,13 @@ from ncf.movielens import MOVIELENS_DEFAULTS
 from ncf.recommender import NCFRecommender, latest_model_dir
 from ncf.train import TrainConfig
 
+from app.config.settings import Settings
 from app.core.collaborative import ServedModel
-from app.storage.events import EVENT_TYPES, Event, EventStore, make_engine
 from app.core.ingest import EventIngestor
 from app.core.recommend import SOURCES, STRATEGIES, Recommender
 from app.core.resources import Resources
 from app.core.training_data import event_interactions, item_features_of
-from app.config.settings import Settings
+from app.storage.events import EVENT_TYPES, Event, EventStore, make_engine
 from app.storage.products import DENSE_FIELD
 from app.storage.users import UserVectorStore
 

@@ -15,10 +15,10 @@ from typing import Iterable, Sequence
 import numpy as np
 from sqlalchemy import select
 
+from app.core.user_vectors import accumulate
 from app.storage.availability import StoreUnavailable, summary, unavailable_dependency
 from app.storage.events import Event, EventStore, product_popularity
 from app.storage.products import DENSE_FIELD, ProductStore
-from app.core.user_vectors import accumulate
 from app.storage.users import UserVectorStore
 
 log = logging.getLogger(__name__)

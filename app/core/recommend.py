@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 from cachetools import TTLCache
 
+from app.config.settings import RECOMMENDATION_SOURCES
+from app.config.weights import effective_weights
 from app.storage.events import EventStore
 from app.storage.milvus_filters import ProductFilter
-from app.config.settings import RECOMMENDATION_SOURCES
 from app.storage.products import DENSE_FIELD, PRODUCT_FIELDS, ProductStore
 from app.storage.users import UserVectorStore
-from app.config.weights import effective_weights
 
 if TYPE_CHECKING:
     from ncf.recommender import NCFRecommender

@@ -8,16 +8,16 @@ from flask import Flask, current_app
 from pymilvus import MilvusClient
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from app.storage.attribution import ImpressionLog
+from app.config.settings import Settings
 from app.core.collaborative import ServedModel
-from app.core.facets import CatalogueFacets
 from app.core.embedding import DenseEncoder, QueryCachingEncoder, load_encoder
-from app.storage.events import EventStore, make_engine
 from app.core.experiments import Experiments
+from app.core.facets import CatalogueFacets
 from app.core.ingest import EventIngestor
 from app.core.ranker import ServedRanker
 from app.core.recommend import Recommender
-from app.config.settings import Settings
+from app.storage.attribution import ImpressionLog
+from app.storage.events import EventStore, make_engine
 from app.storage.products import ProductStore, connect
 from app.storage.training_jobs import TrainingJobs
 from app.storage.users import UserVectorStore

@@ -8,11 +8,11 @@ import os
 import sys
 from pathlib import Path
 
+from app.config.settings import Settings
 from app.core import training_data
 from app.core.embedding import load_encoder
 from app.core.ranker import train_served
 from app.core.resources import Resources
-from app.config.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:

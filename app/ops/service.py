@@ -35,8 +35,8 @@ import requests
 from pymilvus import MilvusClient, MilvusException
 
 from app.config.lite_uri import lite_file
-from app.ops.milvus_server import wait_for_port
 from app.config.settings import Settings
+from app.ops.milvus_server import wait_for_port
 from app.storage.products import GRPC_OPTIONS
 
 log = logging.getLogger("app.ops.service")

@@ -14,13 +14,13 @@ from typing import Iterable, Sequence
 import numpy as np
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, MilvusException, RRFRanker
 
+from app.config.settings import Settings
 from app.storage import fusion as fusers
 from app.storage.availability import GuardedMilvusClient
-from app.storage.milvus_metrics import TimedMilvusClient
 from app.storage.milvus_filters import ProductFilter, field_in
-from app.storage.vector_space import check_vector_space, vector_space
+from app.storage.milvus_metrics import TimedMilvusClient
 from app.storage.refine import REFINE_FIELDS, Sort, facet_counts, sort_matches
-from app.config.settings import Settings
+from app.storage.vector_space import check_vector_space, vector_space
 
 DENSE_FIELD, SPARSE_FIELD, TEXT_FIELD = "dense", "sparse", "text"
 # BM25 over the product's name and brand only (a name match weighs more than a description match); absent

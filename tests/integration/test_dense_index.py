@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.storage.milvus_filters import ProductFilter
 from app.config.settings import Settings
+from app.storage.milvus_filters import ProductFilter
 from app.storage.products import DENSE_FIELD, TEXT_FIELD, ProductStore, connect
 from tests.helpers import run_module, service_env
 

@@ -10,8 +10,8 @@ import pytest
 
 from app.core.catalog import Product, embedding_text
 from ncf.devices import resolve_device
-from app.core.embedding import load_encoder
 from app.config.settings import Settings
+from app.core.embedding import load_encoder
 from app.storage.products import ProductStore, connect
 from seed.mock_catalog import generate_products
 from tests.helpers import SHARED_DATA, run_module, service_env

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from app.core.evaluation import K, RECALL_K, evaluate, load_events, markdown, replay, sample_users
-from app.storage.events import EVENT_TYPES
 from app.core.recommend import SOURCES, STRATEGIES
+from app.storage.events import EVENT_TYPES
 from ncf.evaluate import list_metrics
 from ncf.train import TrainConfig
 from tests.helpers import ingest_mock_interactions

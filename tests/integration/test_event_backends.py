@@ -6,9 +6,9 @@ import threading
 import numpy as np
 import pytest
 
-from app.storage.events import Event, EventStore, make_engine
 from app.core.ingest import EventIngestor
 from app.core.recommend import Recommender
+from app.storage.events import Event, EventStore, make_engine
 from app.storage.users import UserVectorStore
 
 USERS = [f"backend-user-{i}" for i in range(6)]

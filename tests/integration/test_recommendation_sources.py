@@ -5,10 +5,10 @@ import pytest
 from scipy import sparse
 
 from app.core.collaborative import ServedModel
-from app.storage.events import EVENT_TYPES
-from app.storage.milvus_filters import ProductFilter
 from app.core.recommend import SOURCES, STRATEGY_SOURCES, Recommender
 from app.core.training_data import event_interactions
+from app.storage.events import EVENT_TYPES
+from app.storage.milvus_filters import ProductFilter
 from ncf.data import from_records
 from ncf.item_knn import ItemKNN
 from ncf.recommender import NCFRecommender

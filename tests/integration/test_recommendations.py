@@ -1,8 +1,8 @@
 """Recommendations and popularity through the API, on the seeded mock catalogue."""
 import time
 
-from app.storage.milvus_filters import ProductFilter
 from app.core.recommend import Recommender
+from app.storage.milvus_filters import ProductFilter
 from tests.integration.test_events import active_products
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
+from app.config.settings import Settings
 from app.storage.fusion import rrf, weighted
 from app.storage.milvus_filters import ProductFilter
 from app.storage.refine import PRICE_EDGES
-from app.config.settings import Settings
 from app.storage.products import (
     DENSE_FIELD, NAME_SPARSE_FIELD, PRODUCT_FIELDS, SPARSE_FIELD, TEXT_FIELD, ProductStore, connect,
     product_fields_schema,
@@ -221,8 +221,8 @@ def test_the_session_collection_has_the_name_retriever(res):
 
 
 SEED_ONE_KETTLE = """
-from app.storage.milvus_filters import ProductFilter
 from app.config.settings import Settings
+from app.storage.milvus_filters import ProductFilter
 from app.storage.products import ProductStore, connect
 settings = Settings.from_env()
 store = ProductStore(connect(settings), settings, 384)

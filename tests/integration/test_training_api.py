@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import create_engine, insert, text
 
 from app import create_app
-from app.storage.events import Event, EventStore, make_engine
-from app.core.resources import resources
 from app.config.settings import Settings
+from app.core.resources import resources
+from app.storage.events import Event, EventStore, make_engine
 from app.storage.training_jobs import TrainingInProgress, TrainingJobs, TrainingParams, training_jobs
 from seed.interactions import generate_interactions
 from seed.mock_catalog import generate_products

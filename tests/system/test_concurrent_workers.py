@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from app.core.resources import Resources
 from app.config.settings import Settings
+from app.core.resources import Resources
 from seed.mock_catalog import generate_products
 from tests.helpers import assert_vectors_equal_a_rebuild, gunicorn_server, milvus_lite_server, run_module, service_env
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from app.config.settings import Settings
 from app.core.catalog import Product
-from app.storage.events import EventStore, make_engine
 from app.core.indexing import index_products
 from app.core.resources import resources
-from app.config.settings import Settings
+from app.storage.events import EventStore, make_engine
 from seed.mock_catalog import generate_products
 from tests.helpers import (
     assert_vectors_equal_a_rebuild, eventually, free_port, milvus_lite_server, restart_milvus_lite_server, stop_process,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from app.config.settings import Settings
 from app.core.collaborative import ServedModel
 from app.storage.events import Event, EventStore, make_engine
-from app.config.settings import Settings
 from ncf.recommender import MODEL_DIR_PATTERN, MODEL_FILES, latest_model_dir
 from tests.helpers import ROOT, eventually, run_module, service_env
 

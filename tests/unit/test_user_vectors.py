@@ -4,9 +4,9 @@ import random
 import numpy as np
 import pytest
 
-from app.storage.events import Event
 from app.config.weights import effective_weights
 from app.core.user_vectors import accumulate
+from app.storage.events import Event
 
 WEIGHTS = {"view": 0.1, "add_to_cart": 0.3, "purchase": 0.6, "rating": 0.2}
 DIM = 8
