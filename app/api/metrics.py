@@ -72,4 +72,3 @@ def _record_request(response: Response) -> Response:
 def record_events(accepted: int, duplicates: int) -> None:
     EVENTS_INGESTED.labels("accepted").inc(accepted)
     EVENTS_INGESTED.labels("duplicate").inc(duplicates)
-

@@ -20,7 +20,6 @@ ActiveFilter = Annotated[
 ]
 
 
-
 class FilterParams(BaseModel):
     """Filters shared by search and similar-products calls."""
 

@@ -232,4 +232,3 @@ def train_served(res) -> dict:
     directory = res.settings.resolved_models_dir / "ranker" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     ranker.save(directory, metrics)
     return {"model_dir": str(directory), **metrics}
-
