@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from flask import Flask, current_app
 from pymilvus import MilvusClient
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from .attribution import ImpressionLog
 from .collaborative import ServedModel
@@ -17,6 +15,7 @@ from .ingest import EventIngestor
 from .ranker import ServedRanker
 from .recommend import Recommender
 from .settings import Settings
+from .sql_tables import create_tables
 from .store import ProductStore, connect
 from .training_jobs import TrainingJobs
 from .users import UserVectorStore
@@ -129,7 +128,7 @@ class Resources:
 
     @property
     def experiments(self) -> Experiments:
-        return self._sql_tables("_experiments", Experiments)
+        return self._build("_experiments", lambda: Experiments(self.engine))  # its tables: on first access
 
     @property
     def ranker(self) -> ServedRanker:
@@ -146,15 +145,8 @@ class Resources:
 
 
 def _with_schema(store):
-    """Create the store's tables. Another worker creating them at the same moment can fail the first try
-    (table exists, database locked); the second finds them. A database that is down fails both."""
-    try:
-        store.init_schema()
-    except (IntegrityError, ProgrammingError, OperationalError) as exc:
-        if isinstance(exc, OperationalError) and not any(m in str(exc) for m in ("already exists", "locked")):
-            raise  # the database is down: no second wait
-        time.sleep(0.5)
-        store.init_schema()
+    """The store, its tables created (see create_tables: safe against another worker doing the same)."""
+    create_tables(store.init_schema)
     return store
 
 

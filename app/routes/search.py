@@ -139,8 +139,7 @@ def search(params: SearchParams):
     """Hybrid, dense or sparse product search with filters, optionally personalised."""
     started = time.perf_counter()
     res = resources()
-    # without a user no experiment applies, and nothing here needs the database
-    assignment = res.experiments.assignment("search", params.user_id) if params.user_id else None
+    assignment = res.experiments.assignment("search", params.user_id)  # cached: no database round trip
     if assignment:
         params = params.model_copy(update=assignment.params)
     store = res.products
