@@ -239,7 +239,7 @@ def train_served(res) -> dict:
     def candidates(query: str) -> list[SearchHit]:
         sparse = res.encoder.encode_query_sparse(query) if res.products.learned_sparse else query
         return res.products.search(res.encoder.encode_query(query), sparse, ProductFilter(),
-                                   limit=res.settings.hybrid_candidates)
+                                   limit=res.settings.hybrid_candidates).hits
 
     lists = logged_search_lists(res.events.engine)
     product_ids = sorted({p for _, shown, _ in lists for p in shown})

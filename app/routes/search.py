@@ -133,6 +133,13 @@ def hit_json(hit: SearchHit) -> dict:
     return body
 
 
+def personalization_weights(weights: dict[str, float], ranker: bool) -> dict[str, float]:
+    """The personalised blend's weights. The ranker's order already weighs popularity (one of its features,
+    weighed by what shoppers did): blending popularity in again would undo what it learnt, so with the
+    ranker the blend is its order and the collaborative score."""
+    return {source: weight for source, weight in weights.items() if not (ranker and source == "popular")}
+
+
 @bp.get("/search")
 @operation({200: SearchResponse}, query=SearchParams)
 def search(params: SearchParams):
@@ -164,7 +171,7 @@ def search(params: SearchParams):
     if params.user_id and hits:
         order, blended, normalised, weights = res.recommender.rerank(  # ranks, not raw scores: see README
             params.user_id, [hit.product["product_id"] for hit in hits], [-rank for rank in range(len(hits))],
-            res.settings.personalization_weights,
+            personalization_weights(res.settings.personalization_weights, params.ranker),
         )
         body["personalized"] = {"user_id": params.user_id, "weights": {k: round(v, 6) for k, v in weights.items()}}
         body["results"] = [
