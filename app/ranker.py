@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from .attribution import event_attributions, impressions
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 FEATURES = ("fused_rank", "fused_score", "popularity", "price", "rating", "category_match",
             "q_shown", "q_clicks_over_expected", "q_purchases_over_expected")
 LABELS = {"view": 1, "add_to_cart": 2, "purchase": 3}
-MIN_TRAINING_LISTS = 200  # fewer labelled search lists than this: no model (the ranker stays off)
 MODEL_FILE, FEEDBACK_FILE = "model.txt", "feedback.json"
 
 
@@ -145,8 +144,22 @@ def logged_search_lists(engine: Engine) -> list[tuple[str, list[str], dict[int, 
             for request_id, params, product_ids in shown if params.get("q")]
 
 
-def train(lists, candidates, popularity: dict[str, float], seed: int = 0) -> tuple[FeedbackRanker, dict]:
-    """Fit on logged lists. `candidates(query)` gives the query's hybrid hits now (features are read from them)."""
+def labelled_search_lists(engine: Engine) -> int:
+    """How many logged search lists led to at least one attributed event (what the ranker learns from)."""
+    with engine.connect() as connection:
+        return int(connection.execute(
+            select(func.count(event_attributions.c.request_id.distinct()))
+            .join(impressions, impressions.c.request_id == event_attributions.c.request_id)
+            .where(impressions.c.surface == "search")).scalar_one())
+
+
+def train(lists, candidates, popularity: dict[str, float], min_lists: int,
+          seed: int = 0) -> tuple[FeedbackRanker, dict]:
+    """Fit on logged lists. `candidates(query)` gives the query's hybrid hits now (features are read from them);
+    ValueError with fewer than `min_lists` lists that led to an event."""
+    labelled = sum(1 for _, _, outcomes in lists if outcomes)
+    if labelled < min_lists:
+        raise ValueError(f"{labelled} labelled search lists; at least {min_lists} are needed")
     half = len(lists) // 2
     history = Feedback.of_lists(lists[:half])
     hits_of: dict[str, dict[str, SearchHit]] = {}
@@ -164,8 +177,8 @@ def train(lists, candidates, popularity: dict[str, float], seed: int = 0) -> tup
         xs.append(features(query, hits, history, popularity))
         ys.extend(label.get(hit.product["product_id"], 0) for hit in hits)
         groups.append(len(hits))
-    if len(groups) < MIN_TRAINING_LISTS:
-        raise ValueError(f"{len(groups)} labelled search lists; at least {MIN_TRAINING_LISTS} are needed")
+    if not groups:
+        raise ValueError("no labelled search list in the newer half of the log")
     ranker = FeedbackRanker(feedback=Feedback.of_lists(lists)).fit(np.vstack(xs), np.asarray(ys), groups, seed)
     return ranker, {"lists": len(lists), "training_lists": len(groups), "rows": int(sum(groups)),
                     "features": list(FEATURES)}
@@ -232,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(train_served(resources()), indent=2))
 
 
-def train_served(res) -> dict:
+def train_served(res, seed: int = 0) -> dict:
     """Train on the service's own log and candidates; write a new version under MODELS_DIR/ranker."""
     from .milvus_filters import ProductFilter
 
@@ -243,7 +256,8 @@ def train_served(res) -> dict:
 
     lists = logged_search_lists(res.events.engine)
     product_ids = sorted({p for _, shown, _ in lists for p in shown})
-    ranker, metrics = train(lists, candidates, res.events.popularity_of(product_ids))
+    ranker, metrics = train(lists, candidates, res.events.popularity_of(product_ids),
+                            res.settings.ranker_min_feedback_lists, seed)
     directory = res.settings.resolved_models_dir / "ranker" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     ranker.save(directory, metrics)
     return {"model_dir": str(directory), **metrics}

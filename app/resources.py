@@ -12,7 +12,7 @@ from .embedding import DenseEncoder, QueryCachingEncoder, load_encoder
 from .events import EventStore, make_engine
 from .experiments import Experiments
 from .ingest import EventIngestor
-from .ranker import ServedRanker
+from .ranker import ServedRanker, train_served
 from .recommend import Recommender
 from .settings import Settings
 from .sql_tables import create_tables
@@ -112,7 +112,8 @@ class Resources:
 
     @property
     def training_jobs(self) -> TrainingJobs:
-        return self._sql_tables("_training_jobs", lambda engine: TrainingJobs(engine, self.settings))
+        return self._sql_tables("_training_jobs", lambda engine: TrainingJobs(
+            engine, self.settings, lambda seed: train_served(self, seed)))
 
     def _sql_tables(self, name: str, factory):
         """A store over the event database's engine, its tables created on first use."""
