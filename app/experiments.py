@@ -129,6 +129,13 @@ class Experiments:
             found = row.mappings().first()
         return dict(found) if found else None
 
+    def latest(self, limit: int) -> list[dict]:
+        """The newest experiments first."""
+        self._tables.ensure()
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(experiments).order_by(experiments.c.created_at.desc()).limit(limit))
+            return [dict(row) for row in rows.mappings()]
+
     def stop(self, experiment_id: str) -> dict | None:
         self._tables.ensure()
         with self.engine.begin() as connection:
