@@ -2,11 +2,12 @@
 
 Features per (query, candidate): the hybrid rank and score, popularity, price, rating, whether the query
 names the product's category, and the query–product feedback from the impression log (times shown, and
-clicks and purchases over those expected at the positions shown: position bias removed). Training (`python -m app.ranker train`) labels each
-logged search by what was done with its list (purchase 3, add to cart 2, click 1; 0 for the other candidates
-of the query's pool, shown or not); the feedback
-counts it learns from come from the older half of the log, the labels from the newer half, so a label is
-never its own feature. A model directory holds the booster and the feedback counts of the whole log; the
+clicks and purchases over those expected at the positions shown: position bias removed). Training
+(`POST /train {"model": "ranker"}` or `python -m app.ranker train`) labels each logged search by what was
+done with its list (purchase 3, add to cart 2, click 1; 0 for the other candidates of the query's pool,
+shown or not); the feedback counts it learns from come from the older half of the log, the labels from the
+newer half, so a label is never its own feature. It refuses with fewer than RANKER_MIN_FEEDBACK_LISTS lists
+that led to an event. A model directory holds the booster and the feedback counts of the whole log; the
 newest under MODELS_DIR/ranker is served and hot-swapped like NCF.
 """
 from __future__ import annotations
