@@ -1,4 +1,5 @@
-"""Experiments: POST /experiments (start), GET /experiments/<id>[/results], POST /experiments/<id>/stop."""
+"""Experiments: POST /experiments (start), GET /experiments (the latest), GET /experiments/<id>[/results],
+POST /experiments/<id>/stop."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ VARIANT_MODELS = {
     for surface, (model, names) in VARIANT_PARAMETERS.items()
 }
 SHARE_TOLERANCE = 1e-6
+LATEST_EXPERIMENTS = 20
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
@@ -63,6 +65,10 @@ class Experiment(ResponseModel):
     variants: list[Variant]
     created_at: float
     stopped_at: float | None
+
+
+class ExperimentList(ResponseModel):
+    experiments: list[Experiment]
 
 
 class ProportionTest(ResponseModel):
@@ -144,6 +150,13 @@ def create_experiment(body: ExperimentIn):
     except ExperimentRunning as exc:
         raise ApiError(409, "experiment_running", str(exc), "surface") from None
     return experiment_json(row), 201, {"Location": f"/experiments/{row['experiment_id']}"}
+
+
+@bp.get("")
+@operation({200: ExperimentList})
+def latest_experiments():
+    """The latest experiments, newest first (running and stopped)."""
+    return {"experiments": [experiment_json(row) for row in resources().experiments.latest(LATEST_EXPERIMENTS)]}
 
 
 @bp.get("/<experiment_id>")

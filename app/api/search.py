@@ -75,14 +75,20 @@ class SearchResponse(AttributedList):
     took_ms: float
 
 
+def personalization_weights(weights: dict[str, float], ranker: bool) -> dict[str, float]:
+    """The personalised blend's weights. The ranker's order already weighs popularity (one of its features,
+    weighed by what shoppers did): blending popularity in again would undo what it learnt, so with the
+    ranker the blend is its order and the collaborative score."""
+    return {source: weight for source, weight in weights.items() if not (ranker and source == "popular")}
+
+
 @bp.get("/search")
 @operation({200: SearchResponse}, query=SearchParams)
 def search(params: SearchParams):
     """Hybrid, dense or sparse product search with filters, optionally personalised."""
     started = time.perf_counter()
     res = resources()
-    # without a user no experiment applies, and nothing here needs the database
-    assignment = res.experiments.assignment("search", params.user_id) if params.user_id else None
+    assignment = res.experiments.assignment("search", params.user_id)  # cached: no database round trip
     if assignment:
         params = params.model_copy(update=assignment.params)
     store = res.products
@@ -107,7 +113,7 @@ def search(params: SearchParams):
     if params.user_id and hits:
         order, blended, normalised, weights = res.recommender.rerank(  # ranks, not raw scores: see README
             params.user_id, [hit.product["product_id"] for hit in hits], [-rank for rank in range(len(hits))],
-            res.settings.personalization_weights,
+            personalization_weights(res.settings.personalization_weights, params.ranker),
         )
         body["personalized"] = {"user_id": params.user_id, "weights": {k: round(v, 6) for k, v in weights.items()}}
         body["results"] = [

@@ -1,4 +1,5 @@
-"""Training: POST /train starts NCF training in the background; GET /train[/<job_id>] reports jobs."""
+"""Training: POST /train starts NCF or search-ranker training in the background; GET /train[/<job_id>] reports
+jobs."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -9,8 +10,9 @@ from pydantic import BaseModel, StringConstraints
 from app.api.auth import require_api_key
 from app.api.errors import ApiError, ErrorDetail
 from app.api.requests import ResponseModel, operation
+from app.core.ranker import labelled_search_lists
 from app.core.resources import resources
-from app.storage.training_jobs import JOB_ID_PATTERN, TrainingInProgress, TrainingParams
+from app.storage.training_jobs import JOB_ID_PATTERN, RANKER_PARAMS, TrainingInProgress, TrainingParams
 
 bp = Blueprint("training", __name__, url_prefix="/train")
 
@@ -66,11 +68,26 @@ def job_json(job: dict) -> dict:
     return {**{name: job[name] for name in JOB_FIELDS}, "links": {"self": job_path(job["job_id"])}}
 
 
+def check_ranker_request(body: TrainingParams) -> None:
+    """The ranker takes a seed only, and trains once RANKER_MIN_FEEDBACK_LISTS search lists led to an event."""
+    for name in body.model_fields_set - set(RANKER_PARAMS):
+        raise ApiError(422, "not_a_ranker_parameter", f"{name} is an NCF parameter; the ranker takes seed only", name)
+    res = resources()
+    res.impressions.init_schema()  # the log's tables, created on first use
+    labelled, needed = labelled_search_lists(res.engine), res.settings.ranker_min_feedback_lists
+    if labelled < needed:
+        raise ApiError(409, "not_enough_feedback", f"{labelled} logged search lists led to an event; the ranker "
+                       f"trains from {needed} (RANKER_MIN_FEEDBACK_LISTS)", "model")
+
+
 @bp.post("")
 @require_api_key
 @operation({202: JobStarted, 409: TrainingConflict}, body=TrainingParams)
 def start_training(body: TrainingParams):
-    """Start NCF training in the background: 202 with the new job; 409 naming the job still queued or running."""
+    """Start training in the background (`model`: ncf, the default, or ranker): 202 with the new job; 409 naming
+    the job still queued or running, or (ranker) while too few searches led to an event."""
+    if body.model == "ranker":
+        check_ranker_request(body)
     try:
         job = resources().training_jobs.start(body)
     except TrainingInProgress as exc:

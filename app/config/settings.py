@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     impression_logging: bool = True  # log the lists shown (attribution, experiment results)
     impression_flush_seconds: float = 1.0  # buffered impressions are written this often (lost on a crash)
     impression_retention_days: float = 30.0  # older impressions and their attributions are deleted (0: kept)
+    ranker_min_feedback_lists: int = 200  # search lists that led to an event before the ranker trains
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

@@ -9,16 +9,20 @@ with 95% Wilson intervals, each variant tested against the first (the control) b
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 import time
 import uuid
 
-from cachetools import TTLCache
 from sqlalchemy import JSON, Column, Float, Index, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.storage.attribution import Assignment, event_attributions, impressions
+from app.storage.sql_tables import LazyTables
+
+log = logging.getLogger(__name__)
 
 SURFACES = ("search", "recommendations")
 OUTCOMES = {"clicks": "view", "add_to_carts": "add_to_cart", "purchases": "purchase"}
@@ -87,20 +91,26 @@ def two_proportion_test(successes_a: int, trials_a: int, successes_b: int, trial
 
 
 class Experiments:
-    """Experiments of one database, with a short per-process cache of the running ones."""
+    """Experiments of one database. Their tables are created on first access, and the running experiments are
+    kept per process for RUNNING_CACHE_SECONDS, so a search pays no database round trip; while the database
+    does not answer, the last list read is used (none before the first read: requests are served outside
+    experiments rather than failing)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._running = TTLCache(maxsize=1, ttl=RUNNING_CACHE_SECONDS)  # surface → running experiment
-        self._lock = threading.Lock()
+        self._tables = LazyTables(metadata, engine)
+        self._running: dict[str, dict] = {}
+        self._expires = 0.0
+        self._refresh = threading.Lock()
 
     def init_schema(self) -> None:
-        metadata.create_all(self.engine)
+        self._tables.ensure()
 
     def create(self, name: str, surface: str, variants: list[dict]) -> dict:
         """Store and start an experiment; ExperimentRunning if one already runs on the surface."""
         row = {"experiment_id": uuid.uuid4().hex, "name": name, "surface": surface, "status": "running",
                "variants": variants, "created_at": time.time(), "stopped_at": None}
+        self._tables.ensure()
         with self.engine.connect().execution_options(write=True) as connection, connection.begin():
             if self.engine.dialect.name == "postgresql":
                 connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("experiments", 0))))
@@ -109,43 +119,61 @@ class Experiments:
             if running:
                 raise ExperimentRunning(running)
             connection.execute(insert(experiments), row)
-        with self._lock:
-            self._running.clear()
+        self._expires = 0.0
         return row
 
     def get(self, experiment_id: str) -> dict | None:
+        self._tables.ensure()
         with self.engine.connect() as connection:
             row = connection.execute(select(experiments).where(experiments.c.experiment_id == experiment_id))
             found = row.mappings().first()
         return dict(found) if found else None
 
+    def latest(self, limit: int) -> list[dict]:
+        """The newest experiments first."""
+        self._tables.ensure()
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(experiments).order_by(experiments.c.created_at.desc()).limit(limit))
+            return [dict(row) for row in rows.mappings()]
+
     def stop(self, experiment_id: str) -> dict | None:
+        self._tables.ensure()
         with self.engine.begin() as connection:
             connection.execute(update(experiments).where(
                 experiments.c.experiment_id == experiment_id, experiments.c.status == "running",
             ).values(status="stopped", stopped_at=time.time()))
-        with self._lock:
-            self._running.clear()
+        self._expires = 0.0
         return self.get(experiment_id)
 
     def assignment(self, surface: str, user_id: str | None) -> Assignment | None:
         """The variant `user_id` sees in the experiment running on `surface`; None without one (or a user)."""
         if user_id is None:
             return None
-        with self._lock:
-            running = self._running.get("running")
-        if running is None:
-            with self.engine.connect() as connection:
-                rows = connection.execute(select(experiments).where(experiments.c.status == "running")).mappings()
-                running = {row["surface"]: dict(row) for row in rows}
-            with self._lock:
-                self._running["running"] = running
-        experiment = running.get(surface)
+        experiment = self.running().get(surface)
         return assign(experiment, user_id) if experiment else None
+
+    def running(self) -> dict[str, dict]:
+        """surface → running experiment, re-read at most every RUNNING_CACHE_SECONDS."""
+        if time.monotonic() >= self._expires:
+            with self._refresh:
+                if time.monotonic() >= self._expires:  # not re-read by another thread meanwhile
+                    self._read_running()
+        return self._running
+
+    def _read_running(self) -> None:
+        try:
+            self._tables.ensure()
+            with self.engine.connect() as connection:
+                rows = connection.execute(select(experiments).where(experiments.c.status == "running"))
+                self._running = {row["surface"]: dict(row) for row in rows.mappings()}
+        except SQLAlchemyError as exc:
+            log.warning("running experiments not re-read, the last list read is used: %s", exc)
+        self._expires = time.monotonic() + RUNNING_CACHE_SECONDS
 
     def results(self, experiment: dict) -> list[dict]:
         """Per variant: impressions, outcome counts and rates with 95% intervals, and the test against control."""
         experiment_id = experiment["experiment_id"]
+        self._tables.ensure()
         with self.engine.connect() as connection:
             shown = dict(connection.execute(
                 select(impressions.c.variant, func.count()).where(impressions.c.experiment_id == experiment_id)

@@ -2,11 +2,12 @@
 
 Features per (query, candidate): the hybrid rank and score, popularity, price, rating, whether the query
 names the product's category, and the query–product feedback from the impression log (times shown, and
-clicks and purchases over those expected at the positions shown: position bias removed). Training (`python -m app.ops.cli train-ranker`) labels each
-logged search by what was done with its list (purchase 3, add to cart 2, click 1; 0 for the other candidates
-of the query's pool, shown or not); the feedback
-counts it learns from come from the older half of the log, the labels from the newer half, so a label is
-never its own feature. A model directory holds the booster and the feedback counts of the whole log; the
+clicks and purchases over those expected at the positions shown: position bias removed). Training
+(`POST /train {"model": "ranker"}` or `python -m app.ops.cli train-ranker`) labels each logged search by what
+was done with its list (purchase 3, add to cart 2, click 1; 0 for the other candidates of the query's pool,
+shown or not); the feedback counts it learns from come from the older half of the log, the labels from the
+newer half, so a label is never its own feature. It refuses with fewer than RANKER_MIN_FEEDBACK_LISTS lists
+that led to an event. A model directory holds the booster and the feedback counts of the whole log; the
 newest under MODELS_DIR/ranker is served and hot-swapped like NCF.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from app.storage.attribution import event_attributions, impressions
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 FEATURES = ("fused_rank", "fused_score", "popularity", "price", "rating", "category_match",
             "q_shown", "q_clicks_over_expected", "q_purchases_over_expected")
 LABELS = {"view": 1, "add_to_cart": 2, "purchase": 3}
-MIN_TRAINING_LISTS = 200  # fewer labelled search lists than this: no model (the ranker stays off)
 MODEL_FILE, FEEDBACK_FILE = "model.txt", "feedback.json"
 
 
@@ -145,8 +145,22 @@ def logged_search_lists(engine: Engine) -> list[tuple[str, list[str], dict[int, 
             for request_id, params, product_ids in shown if params.get("q")]
 
 
-def train(lists, candidates, popularity: dict[str, float], seed: int = 0) -> tuple[FeedbackRanker, dict]:
-    """Fit on logged lists. `candidates(query)` gives the query's hybrid hits now (features are read from them)."""
+def labelled_search_lists(engine: Engine) -> int:
+    """How many logged search lists led to at least one attributed event (what the ranker learns from)."""
+    with engine.connect() as connection:
+        return int(connection.execute(
+            select(func.count(event_attributions.c.request_id.distinct()))
+            .join(impressions, impressions.c.request_id == event_attributions.c.request_id)
+            .where(impressions.c.surface == "search")).scalar_one())
+
+
+def train(lists, candidates, popularity: dict[str, float], min_lists: int,
+          seed: int = 0) -> tuple[FeedbackRanker, dict]:
+    """Fit on logged lists. `candidates(query)` gives the query's hybrid hits now (features are read from them);
+    ValueError with fewer than `min_lists` lists that led to an event."""
+    labelled = sum(1 for _, _, outcomes in lists if outcomes)
+    if labelled < min_lists:
+        raise ValueError(f"{labelled} labelled search lists; at least {min_lists} are needed")
     half = len(lists) // 2
     history = Feedback.of_lists(lists[:half])
     hits_of: dict[str, dict[str, SearchHit]] = {}
@@ -164,8 +178,8 @@ def train(lists, candidates, popularity: dict[str, float], seed: int = 0) -> tup
         xs.append(features(query, hits, history, popularity))
         ys.extend(label.get(hit.product["product_id"], 0) for hit in hits)
         groups.append(len(hits))
-    if len(groups) < MIN_TRAINING_LISTS:
-        raise ValueError(f"{len(groups)} labelled search lists; at least {MIN_TRAINING_LISTS} are needed")
+    if not groups:
+        raise ValueError("no labelled search list in the newer half of the log")
     ranker = FeedbackRanker(feedback=Feedback.of_lists(lists)).fit(np.vstack(xs), np.asarray(ys), groups, seed)
     return ranker, {"lists": len(lists), "training_lists": len(groups), "rows": int(sum(groups)),
                     "features": list(FEATURES)}
@@ -217,18 +231,19 @@ def ndcg_at(relevance_in_order: Iterable[float], ideal: Iterable[float], k: int 
     return dcg(relevance_in_order) / best if best else 0.0
 
 
-def train_served(res) -> dict:
+def train_served(res, seed: int = 0) -> dict:
     """Train on the service's own log and candidates; write a new version under MODELS_DIR/ranker."""
     from app.storage.milvus_filters import ProductFilter
 
     def candidates(query: str) -> list[SearchHit]:
         sparse = res.encoder.encode_query_sparse(query) if res.products.learned_sparse else query
         return res.products.search(res.encoder.encode_query(query), sparse, ProductFilter(),
-                                   limit=res.settings.hybrid_candidates)
+                                   limit=res.settings.hybrid_candidates).hits
 
     lists = logged_search_lists(res.events.engine)
     product_ids = sorted({p for _, shown, _ in lists for p in shown})
-    ranker, metrics = train(lists, candidates, res.events.popularity_of(product_ids))
+    ranker, metrics = train(lists, candidates, res.events.popularity_of(product_ids),
+                            res.settings.ranker_min_feedback_lists, seed)
     directory = res.settings.resolved_models_dir / "ranker" / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     ranker.save(directory, metrics)
     return {"model_dir": str(directory), **metrics}

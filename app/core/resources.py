@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from flask import Flask, current_app
 from pymilvus import MilvusClient
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from app.config.settings import Settings
 from app.core.collaborative import ServedModel
@@ -14,11 +12,12 @@ from app.core.embedding import DenseEncoder, QueryCachingEncoder, load_encoder
 from app.core.experiments import Experiments
 from app.core.facets import CatalogueFacets
 from app.core.ingest import EventIngestor
-from app.core.ranker import ServedRanker
+from app.core.ranker import ServedRanker, train_served
 from app.core.recommend import Recommender
 from app.storage.attribution import ImpressionLog
 from app.storage.events import EventStore, make_engine
 from app.storage.products import ProductStore, connect
+from app.storage.sql_tables import create_tables
 from app.storage.training_jobs import TrainingJobs
 from app.storage.users import UserVectorStore
 
@@ -118,7 +117,8 @@ class Resources:
 
     @property
     def training_jobs(self) -> TrainingJobs:
-        return self._sql_tables("_training_jobs", lambda engine: TrainingJobs(engine, self.settings))
+        return self._sql_tables("_training_jobs", lambda engine: TrainingJobs(
+            engine, self.settings, lambda seed: train_served(self, seed)))
 
     def _sql_tables(self, name: str, factory):
         """A store over the event database's engine, its tables created on first use."""
@@ -134,7 +134,7 @@ class Resources:
 
     @property
     def experiments(self) -> Experiments:
-        return self._sql_tables("_experiments", Experiments)
+        return self._build("_experiments", lambda: Experiments(self.engine))  # its tables: on first access
 
     @property
     def ranker(self) -> ServedRanker:
@@ -151,15 +151,8 @@ class Resources:
 
 
 def _with_schema(store):
-    """Create the store's tables. Another worker creating them at the same moment can fail the first try
-    (table exists, database locked); the second finds them. A database that is down fails both."""
-    try:
-        store.init_schema()
-    except (IntegrityError, ProgrammingError, OperationalError) as exc:
-        if isinstance(exc, OperationalError) and not any(m in str(exc) for m in ("already exists", "locked")):
-            raise  # the database is down: no second wait
-        time.sleep(0.5)
-        store.init_schema()
+    """The store, its tables created (see create_tables: safe against another worker doing the same)."""
+    create_tables(store.init_schema)
     return store
 
 

@@ -36,7 +36,7 @@ async function refresh(region, load, render) {
   } catch (error) {
     if (ticket === region.ticket) {
       $(".status", region).textContent = `Error: ${error.message}`;
-      $(".products", region).replaceChildren();
+      $(".products", region)?.replaceChildren();
     }
   } finally {
     if (ticket === region.ticket) region.setAttribute("aria-busy", "false");
@@ -54,13 +54,15 @@ function scoreText(product) {
   return parts.join(" · ");
 }
 
-function productItem(product) {
+// `list`: the answer the product was listed in; its request_id and the product's position attribute the events.
+function productItem(product, list) {
   knownProducts.set(product.product_id, product);
+  const attribution = list?.request_id ? { request_id: list.request_id, position: product.position } : null;
   const item = element("li", "product");
   item.dataset.productId = product.product_id;
   const open = element("button", "product-name", product.name);
   open.type = "button";
-  open.addEventListener("click", () => openProduct(product));
+  open.addEventListener("click", () => openProduct(product, attribution));
   const meta = element("p", "meta");
   meta.append(
     element("span", "brand", product.brand || "no brand"), " · ",
@@ -72,10 +74,12 @@ function productItem(product) {
   return item;
 }
 
-function showProducts(region, status, products) {
+function showProducts(region, status, list) {
   $(".status", region).textContent = status;
-  $(".products", region).replaceChildren(...products.map(productItem));
+  $(".products", region).replaceChildren(...list.results.map((product) => productItem(product, list)));
 }
+
+const experimentText = (body) => (body.experiment ? `, experiment variant ${body.experiment.variant}` : "");
 
 // ---- search ------------------------------------------------------------------------------------
 const searchForm = $("#search-form");
@@ -99,7 +103,7 @@ searchForm.addEventListener("submit", (event) => {
     const count = body.results.length;
     const personal = body.personalized ? `, personalised for ${body.personalized.user_id}` : "";
     showProducts(searchRegion, `${count} result${count === 1 ? "" : "s"} for “${body.query}” ` +
-      `(${body.mode}${personal}, ${body.took_ms} ms)`, body.results);
+      `(${body.mode}${personal}${experimentText(body)}, ${body.took_ms} ms)`, body);
   });
 });
 
@@ -124,9 +128,11 @@ async function loadFacets() {
 const productPanel = $("#product-panel");
 const similarRegion = $("#similar-results");
 let openProductId = null;
+let openAttribution = null; // the list and position the open product was chosen from
 
-function openProduct(product) {
+function openProduct(product, attribution) {
   openProductId = product.product_id;
+  openAttribution = attribution;
   productPanel.hidden = false;
   $("#product-name").textContent = product.name;
   $("#product-meta").textContent = [product.brand, product.category, product.sub_category, price(product.price),
@@ -135,7 +141,7 @@ function openProduct(product) {
   $("#product-name").focus();
   recordEvent(product.product_id, "view");
   refresh(similarRegion, () => api(`products/${encodeURIComponent(product.product_id)}/similar?limit=5`),
-    (body) => showProducts(similarRegion, body.results.length ? "" : "No similar products.", body.results));
+    (body) => showProducts(similarRegion, body.results.length ? "" : "No similar products.", body));
 }
 
 for (const button of productPanel.querySelectorAll("button[data-event]")) {
@@ -154,7 +160,8 @@ function recordEvent(productId, eventType) {
   const posted = api("events", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ user_id: userId, product_id: productId, event_type: eventType }),
+    body: JSON.stringify({ user_id: userId, product_id: productId, event_type: eventType,
+      ...(openAttribution && { attribution: openAttribution }) }),
   });
   posted.then(() => { status.textContent = `Recorded ${eventType.replaceAll("_", " ")} by ${userId}.`; },
     (error) => { status.textContent = `Could not record the event: ${error.message}`; });
@@ -195,7 +202,8 @@ function loadUser(pending = Promise.resolve()) {
     const weights = Object.entries(recommendations.weights).map(([source, w]) => `${source} ${w.toFixed(2)}`);
     const coldStart = recommendations.cold_start ? "cold start: popular products until this user has events; " : "";
     showProducts(userRegion, `${recommendations.results.length} recommendations for ${userId} ` +
-      `(${coldStart}strategy ${recommendations.strategy}; weights ${weights.join(", ")})`, recommendations.results);
+      `(${coldStart}strategy ${recommendations.strategy}; weights ${weights.join(", ")}` +
+      `${experimentText(recommendations)})`, recommendations);
     showEvents(profile);
   });
 }
@@ -236,7 +244,66 @@ for (const slider of sliders) {
   slider.addEventListener("change", () => loadUser());
 }
 
+// ---- experiments -------------------------------------------------------------------------------
+const experimentForm = $("#experiment-form");
+const experimentRegion = $("#experiment-results");
+
+const interval = (ci) => `[${number(ci[0])}, ${number(ci[1])}]`;
+
+function versusControl(test) {
+  if (!test) return ["–", false];
+  if (test.difference === null) return ["no impressions yet", false];
+  const sign = test.difference > 0 ? "+" : "";
+  return [`${sign}${number(test.difference)} ${interval(test.difference_ci)}, p = ${test.p_value.toPrecision(2)}`,
+    test.p_value < 0.05];
+}
+
+function variantRow(variant) {
+  const row = element("tr");
+  row.dataset.variant = variant.name;
+  const cells = [
+    [variant.name], [Number(variant.share).toFixed(2)], [variant.impressions], [variant.clicks],
+    [`${number(variant.ctr)} ${interval(variant.ctr_ci)}`], versusControl(variant.versus_control?.ctr),
+    [variant.purchases], [`${number(variant.purchase_rate)} ${interval(variant.purchase_rate_ci)}`],
+    versusControl(variant.versus_control?.purchase_rate),
+  ];
+  cells.forEach(([text, significant], column) => {
+    const cell = element(column ? "td" : "th", significant ? "significant" : "", String(text));
+    if (!column) cell.scope = "row";
+    row.append(cell);
+  });
+  return row;
+}
+
+function showExperiment() {
+  const id = $("#experiment").value;
+  if (!id) return;
+  refresh(experimentRegion, () => api(`experiments/${id}/results`), (body) => {
+    $(".status", experimentRegion).textContent = `${body.name}: ${body.surface}, ${body.status}`;
+    $("#variant-table tbody").replaceChildren(...body.variants.map(variantRow));
+    $("#variant-table").hidden = false;
+  });
+}
+
+async function loadExperiments() {
+  const { experiments } = await api("experiments");
+  $("#experiment").replaceChildren(...experiments.map((experiment) => {
+    const option = element("option", "", `${experiment.name} (${experiment.surface}, ${experiment.status})`);
+    option.value = experiment.experiment_id;
+    return option;
+  }));
+  if (!experiments.length) $(".status", experimentRegion).textContent = "No experiments yet.";
+  showExperiment();
+}
+
+experimentForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  showExperiment();
+});
+$("#experiment").addEventListener("change", showExperiment);
+
 userInput.value = localStorage.getItem(USER_KEY) || `guest-${Math.random().toString(36).slice(2, 10)}`;
 loadUser();
 loadFacets().catch((error) => { $(".status", searchRegion).textContent = `Filters unavailable: ${error.message}`; });
 loadKnownUsers().catch(() => {}); // the picker also takes any typed id
+loadExperiments().catch((error) => { $(".status", experimentRegion).textContent = `Experiments unavailable: ${error.message}`; });

@@ -19,6 +19,7 @@ from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Ta
 from sqlalchemy.engine import Engine
 
 from app.storage.events import Event, _dialect_insert
+from app.storage.sql_tables import LazyTables
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +84,10 @@ class ImpressionLog:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last_purge = 0.0
-        self._schema_ready = False
+        self._tables = LazyTables(metadata, engine)  # created on the first database access
 
     def init_schema(self) -> None:
-        metadata.create_all(self.engine)
-        self._schema_ready = True
-
-    def _ensure_schema(self) -> None:
-        """Tables created on the first database access, not when the log is built: a search, which needs no
-        database, must not fail because the database is down."""
-        if not self._schema_ready:
-            self.init_schema()
+        self._tables.ensure()
 
     # ---- impressions ----------------------------------------------------------------------------
     def present(self, surface: str, user_id: str | None, results: list[dict], params: dict,
@@ -144,7 +138,7 @@ class ImpressionLog:
             rows = list(self._buffer.values())
         if not rows:
             return 0
-        self._ensure_schema()
+        self._tables.ensure()
         statement = _dialect_insert(self.engine)(impressions).on_conflict_do_nothing(index_elements=["request_id"])
         with self.engine.begin() as connection:
             connection.execute(statement, rows)
@@ -155,7 +149,7 @@ class ImpressionLog:
 
     def purge(self, now: float | None = None) -> int:
         """Delete impressions (and their attributions) older than the retention; returns impressions deleted."""
-        self._ensure_schema()
+        self._tables.ensure()
         self._last_purge = now or time.time()
         cutoff = self._last_purge - self.retention_s
         with self.engine.begin() as connection:
@@ -168,7 +162,7 @@ class ImpressionLog:
             row = self._buffer.get(request_id)
         if row is not None:
             return row
-        self._ensure_schema()
+        self._tables.ensure()
         with self.engine.connect() as connection:
             found = connection.execute(select(impressions).where(impressions.c.request_id == request_id))
             row = found.mappings().first()
@@ -212,7 +206,7 @@ class ImpressionLog:
     def attribute(self, rows: list[dict]) -> None:
         """Store attribution rows (an event id already attributed keeps its first attribution)."""
         if rows:
-            self._ensure_schema()
+            self._tables.ensure()
             statement = _dialect_insert(self.engine)(event_attributions)
             with self.engine.begin() as connection:
                 connection.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]), rows)

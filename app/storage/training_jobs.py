@@ -1,10 +1,14 @@
-"""Background NCF training jobs: one at a time across every worker, their state in SQL beside the events.
+"""Background training jobs (NCF or the search ranker): one at a time across every worker, their state in SQL
+beside the events.
 
 A job is inserted `queued` by a write transaction that first checks that no other job is queued or
 running; the transaction holds a lock that every such transaction takes (PostgreSQL: a transaction-scoped
 advisory lock; SQLite: BEGIN IMMEDIATE), so two workers starting at once cannot both succeed. The trainer
 is `python -m app.ops.cli train` in a subprocess, watched by a daemon thread that records its model
-directory and metrics, or its exit code and the tail of its stderr.
+directory and metrics, or its exit code and the tail of its stderr. The search ranker (`model: "ranker"`)
+trains in a thread of the worker that received the request instead: it needs the worker's query encoder and
+store connection (a Milvus Lite file is opened by one process only); its job records the worker's pid, so a
+worker that dies mid-training leaves a job read as failed, as for a dead trainer process.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Annotated, Iterator
+from typing import IO, Annotated, Callable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import JSON, Column, Float, Index, Integer, MetaData, String, Table, Text, func, insert, select, update
@@ -59,11 +63,16 @@ training_jobs = Table(
 )
 
 
+MODELS = ("ncf", "ranker")
+RANKER_PARAMS = ("model", "seed")  # the others are NCF's hyper-parameters
+
+
 class TrainingParams(BaseModel):
-    """Hyper-parameters a client may set; the trainer's defaults apply to the others."""
+    """The model to train and the hyper-parameters a client may set; the trainer's defaults apply to the others."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    model: Literal[MODELS] = Field("ncf", description="ncf (recommendations) or ranker (search, trained on feedback)")
     epochs: int | None = Field(None, ge=1, le=200)
     batch_size: int | None = Field(None, ge=64, le=65536)
     lr: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
@@ -75,7 +84,7 @@ class TrainingParams(BaseModel):
     def cli_args(self) -> list[str]:
         """The given parameters as `python -m app.ops.cli train` options."""
         args = []
-        for name, value in self.model_dump(exclude_none=True).items():
+        for name, value in self.model_dump(exclude_none=True, exclude={"model"}).items():
             args += [f"--{name.replace('_', '-')}", ",".join(map(str, value)) if name == "layers" else str(value)]
         return args
 
@@ -89,9 +98,10 @@ class TrainingInProgress(Exception):
 class TrainingJobs:
     """Starts training jobs and reports them; a job whose trainer died unreported is recorded as failed."""
 
-    def __init__(self, engine: Engine, settings: Settings):
+    def __init__(self, engine: Engine, settings: Settings, train_ranker: Callable[[int], dict] | None = None):
         self.engine = engine
         self.settings = settings
+        self.train_ranker = train_ranker  # seed → {"model_dir", metrics...}: the search ranker, in this process
         self.host = socket.gethostname()
 
     def init_schema(self) -> None:
@@ -111,7 +121,10 @@ class TrainingJobs:
                 job_id=job_id, status="queued", params=params.model_dump(exclude_none=True), created_at=time.time(),
                 host=self.host,
             ))
-        self._launch(job_id, params)
+        if params.model == "ranker":
+            self._train_ranker_in_thread(job_id, params.seed or 0)
+        else:
+            self._launch(job_id, params)
         return self.get(job_id)
 
     def get(self, job_id: str) -> dict | None:
@@ -153,7 +166,30 @@ class TrainingJobs:
                 connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(LOCK_NAME, 1))))
             yield connection
 
-    # ---- the trainer ----------------------------------------------------------------------------
+    # ---- the trainers ---------------------------------------------------------------------------
+    def _train_ranker_in_thread(self, job_id: str, seed: int) -> None:
+        with self._write_transaction() as connection:
+            connection.execute(
+                update(training_jobs).where(training_jobs.c.job_id == job_id, training_jobs.c.status == "queued")
+                .values(status="running", pid=os.getpid(), started_at=time.time())
+            )
+        threading.Thread(target=self._ranker_job, args=(job_id, seed), name=f"training-{job_id[:8]}",
+                         daemon=True).start()
+
+    def _ranker_job(self, job_id: str, seed: int) -> None:
+        try:
+            metrics = dict(self.train_ranker(seed))
+            outcome = {"status": "succeeded", "model_dir": metrics.pop("model_dir"), "metrics": metrics}
+        except Exception as exc:  # recorded on the job, which is where a client looks
+            log.exception("training job %s (ranker) failed", job_id)
+            outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[-STDERR_TAIL_CHARS:]}
+        try:
+            with self._write_transaction() as connection:
+                _finish(connection, job_id, ACTIVE, **outcome)
+            log.info("training job %s (ranker) %s", job_id, outcome["status"])
+        except Exception:
+            log.exception("training job %s: could not record the outcome", job_id)
+
     def _launch(self, job_id: str, params: TrainingParams) -> None:
         command = [sys.executable, "-m", "app.ops.cli", "train",
                    "--out", str(self.settings.resolved_models_dir.resolve()), *params.cli_args()]

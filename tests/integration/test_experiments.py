@@ -139,9 +139,18 @@ def test_experiments_are_stored_in_postgresql(postgres_url):
 def test_ranker_variant_without_a_trained_model_serves_the_hybrid_order(client, started):
     experiment = started({"name": "ranker", "surface": "search", "variants": [
         {"name": "control", "share": 0.5, "params": {}}, {"name": "ranker", "share": 0.5, "params": {"ranker": True}}]})
-    user_id = users_in(experiment, "ranker", 1)[0]
+    user_id = users_in(experiment, "ranker", 1)[0]  # a user without events: no collaborative score
     served = client.get("/search", query_string={"q": "garden hose", "user_id": user_id}).get_json()
     assert served["experiment"]["variant"] == "ranker"
-    client.post(f"/experiments/{experiment['experiment_id']}/stop")
-    plain = client.get("/search", query_string={"q": "garden hose", "user_id": user_id}).get_json()
-    assert [item["product_id"] for item in served["results"]] == [item["product_id"] for item in plain["results"]]
+    assert served["personalized"]["weights"] == {"search": 1.0}  # the ranker's order, popularity not blended again
+    hybrid = client.get("/search", query_string={"q": "garden hose"}).get_json()
+    assert [item["product_id"] for item in served["results"]] == [item["product_id"] for item in hybrid["results"]]
+
+
+def test_latest_experiments_are_listed_newest_first(client, started):
+    first = started(SEARCH_EXPERIMENT)
+    client.post(f"/experiments/{first['experiment_id']}/stop")
+    second = started({**SEARCH_EXPERIMENT, "name": "second"})
+    listed = client.get("/experiments").get_json()["experiments"]
+    assert [row["experiment_id"] for row in listed[:2]] == [second["experiment_id"], first["experiment_id"]]
+    assert [row["status"] for row in listed[:2]] == ["running", "stopped"]

@@ -75,7 +75,7 @@ def test_training_runs_in_the_background_one_at_a_time(keyed_client, keyed_app):
     assert second.status_code == 409
     assert second.json["error"]["code"] == "training_in_progress" and second.json["error"]["job_id"] == job_id
     listed = keyed_client.get("/train").json["jobs"]
-    assert [job["job_id"] for job in listed] == [job_id] and listed[0]["params"] == TRAIN_PARAMS
+    assert [job["job_id"] for job in listed] == [job_id] and listed[0]["params"] == {"model": "ncf", **TRAIN_PARAMS}
 
     job = wait_until_finished(lambda job_id: keyed_client.get(f"/train/{job_id}").json, job_id)
     assert job["status"] == "succeeded", job["error"]
@@ -97,6 +97,7 @@ def test_training_runs_in_the_background_one_at_a_time(keyed_client, keyed_app):
     ({"batch_size": 32}, "batch_size"), ({"lr": 0}, "lr"), ({"lr": 1.5}, "lr"), ({"embed_dim": 1024}, "embed_dim"),
     ({"layers": []}, "layers"), ({"layers": [8] * 6}, "layers"), ({"layers": [16, 2048]}, "layers.1"),
     ({"negatives": 51}, "negatives"), ({"seed": -1}, "seed"), ({"dropout": 0.1}, "dropout"),
+    ({"model": "xgboost"}, "model"), ({"model": "NCF"}, "model"), ({"model": 1}, "model"), ({"model": None}, "model"),
 ])
 def test_bad_training_params_are_422_naming_the_field(keyed_client, body, field):
     response = keyed_client.post("/train", json=body, headers=KEY_HEADER)
@@ -226,6 +227,6 @@ def test_concurrent_starts_admit_one_job_and_its_failure_is_recorded(backend, tm
     assert jobs.get(stale)["status"] == "failed"
 
     job = wait_until_finished(jobs.get, started[0])
-    assert job["status"] == "failed" and job["params"] == {"epochs": 1}
+    assert job["status"] == "failed" and job["params"] == {"model": "ncf", "epochs": 1}
     assert job["error"].startswith("trainer exited with code 2:") and "no weighted events" in job["error"]
     jobs.engine.dispose()

@@ -202,3 +202,52 @@ def test_phone_width_has_no_horizontal_overflow(page):
         screenshot(page, "6-phone.png")
     finally:
         page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def variant_rows(driver) -> dict[str, list[str]]:
+    return driver.execute_script("""
+        return Object.fromEntries([...document.querySelectorAll('#variant-table tbody tr')].map(row =>
+            [row.dataset.variant, [...row.cells].map(cell => cell.textContent)]))""")
+
+
+def test_experiment_results_show_impressions_ctr_purchases_and_the_test(page, server):
+    experiment = requests.post(f"{server}/experiments", timeout=30, json={
+        "name": f"ui fusion {uuid.uuid4().hex[:6]}", "surface": "search", "variants": [
+            {"name": "control", "share": 0.5, "params": {}},
+            {"name": "weighted", "share": 0.5, "params": {"fusion": "weighted"}}]}).json()
+    try:
+        page.refresh()  # the experiment list is read when the page loads
+        settled(page, "experiment-results")
+        page.find_element(By.ID, "personalize").click()
+        status = search(page, "running shoes")
+        variant = status.split("experiment variant ")[1].split(",")[0]
+        assert variant in ("control", "weighted")
+        product_buttons(page, "search-results")[0].click()  # a view attributed to this list, position 1
+        WebDriverWait(page, WAIT_SECONDS).until(
+            lambda driver: "Recorded view" in driver.find_element(By.ID, "product-status").text)
+        page.find_element(By.CSS_SELECTOR, "#product-panel button[data-event=purchase]").click()
+        WebDriverWait(page, WAIT_SECONDS).until(
+            lambda driver: "Recorded purchase" in driver.find_element(By.ID, "product-status").text)
+
+        assert Select(page.find_element(By.ID, "experiment")).first_selected_option.get_attribute("value") == \
+            experiment["experiment_id"]  # the newest first
+
+        def counted(driver):  # an impression buffered by another gunicorn worker is written within a second
+            driver.find_element(By.CSS_SELECTOR, "#experiment-form button[type=submit]").click()
+            settled(driver, "experiment-results")
+            return variant_rows(driver)[variant][2:4] == ["1", "1"]
+
+        WebDriverWait(page, WAIT_SECONDS).until(counted, "the attributed view is not counted")
+        rows = variant_rows(page)
+        assert list(rows) == ["control", "weighted"]
+        shown = rows[variant]
+        assert shown[4].startswith("1.000 [") and shown[6] == "1" and shown[7].startswith("1.000 [")
+        other = rows["weighted" if variant == "control" else "control"]
+        assert other[2] == "0" and other[3] == "0"
+        assert rows["control"][5] == "–" and rows["control"][8] == "–"  # the control is what others are tested against
+        assert "no impressions yet" in rows["weighted"][8] or "p = " in rows["weighted"][8]
+        assert horizontal_overflow(page) <= 0
+        page.execute_script("document.getElementById('experiments-panel').scrollIntoView()")
+        screenshot(page, "7-experiment.png")
+    finally:
+        requests.post(f"{server}/experiments/{experiment['experiment_id']}/stop", timeout=30)

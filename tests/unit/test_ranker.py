@@ -41,7 +41,7 @@ def logged_lists(count: int, seed: int = 0):
 
 def test_trained_ranker_learns_what_shoppers_chose_and_survives_save_load(tmp_path):
     lists, products = logged_lists(1000)
-    ranker, metrics = train(lists, lambda query: hits(products), {})
+    ranker, metrics = train(lists, lambda query: hits(products), {}, min_lists=200)
     assert metrics["training_lists"] >= 200
     reordered = ranker.rerank("lamp", hits(products), {})
     assert {hit.product["product_id"] for hit in reordered[:2]} == {"p7", "p17"}
@@ -55,7 +55,7 @@ def test_trained_ranker_learns_what_shoppers_chose_and_survives_save_load(tmp_pa
 def test_too_little_feedback_trains_nothing():
     lists, products = logged_lists(100)
     with pytest.raises(ValueError, match="labelled search lists"):
-        train(lists, lambda query: hits(products), {})
+        train(lists, lambda query: hits(products), {}, min_lists=200)
 
 
 def test_ndcg():
