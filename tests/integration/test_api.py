@@ -61,7 +61,7 @@ def test_search_response_shape(client):
     assert plain["results"] and all("retrievers" not in hit for hit in plain["results"])
     body = client.get("/search", query_string={"q": "wireless headphones", "limit": 5, "explain": "true"}).json
     assert [hit["product_id"] for hit in body["results"]] == [hit["product_id"] for hit in plain["results"]]
-    assert body["mode"] == "hybrid" and body["fusion"] == "rrf" and body["took_ms"] >= 0
+    assert body["mode"] == "hybrid" and body["fusion"] == "weighted" and body["took_ms"] >= 0  # FUSION
     assert len(body["results"]) == 5
     first = body["results"][0]
     assert {"product_id", "name", "brand", "category", "price", "rating", "skus", "score", "retrievers"} <= set(first)

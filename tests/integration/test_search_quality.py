@@ -43,11 +43,21 @@ def test_fusion_breaks_ties_by_product_id_as_milvus_does():
         "p1", "p9"]
 
 
-def test_weighted_fusion_min_max_normalises_each_list_whatever_the_sign_of_its_scores():
-    lists = {"dense": [("x", 0.9), ("y", 0.5), ("z", 0.1)], "sparse": [("z", -1.0), ("y", -4.0), ("w", -9.0)]}
-    fused = weighted(lists, {"dense": 0.6, "sparse": 0.4})
-    assert dict(fused) == pytest.approx({"x": 0.6, "y": 0.6 * 0.5 + 0.4 * 0.625, "z": 0.4, "w": 0.0})
+def test_weighted_fusion_adds_cosine_as_it_is_and_lexical_scores_divided_by_their_best():
+    lists = {"dense": [("x", 0.6), ("y", 0.5), ("z", 0.3)], "sparse": [("z", 8.0), ("y", 2.0), ("w", 1.0)]}
+    fused = weighted(lists, {"dense": 0.8, "sparse": 0.2})
+    # w: missing from dense → dense's last cosine (0.3); x: missing from sparse → 0
+    assert dict(fused) == pytest.approx({"x": 0.48, "y": 0.4 + 0.05, "z": 0.24 + 0.2, "w": 0.24 + 0.025})
     assert [pid for pid, _ in fused] == ["x", "y", "z", "w"]
+    # more lexical weight: the strong BM25 match leads
+    assert [pid for pid, _ in weighted(lists, {"dense": 0.5, "sparse": 0.5})] == ["z", "y", "x", "w"]
+
+
+def test_weighted_fusion_ignores_lists_it_cannot_scale():
+    """A retriever without weight, an empty list, or a lexical list whose best score is not positive adds 0."""
+    lists = {"dense": [("x", 0.4), ("y", 0.2)], "sparse": [("y", 0.0), ("z", -1.0)], "name": []}
+    fused = dict(weighted(lists, {"dense": 0.5, "sparse": 0.25, "name": 0.25, "other": 1.0}))
+    assert fused == pytest.approx({"x": 0.2, "y": 0.1, "z": 0.1})  # z: dense's last cosine, nothing else
 
 
 class CallLog:
@@ -59,6 +69,23 @@ class CallLog:
     def __getattr__(self, name: str):
         self.calls.append(name)
         return getattr(self.client, name)
+
+
+def test_fusion_setting_is_checked_and_sets_the_default_of_hybrid_search(res, catalog):
+    with pytest.raises(ValueError, match="FUSION"):
+        Settings.from_env({"FUSION": "max"})
+    store, settings = res.products, res.products.settings
+    query = res.encoder.encode_query("running shoes")
+    for fusion in ("rrf", "weighted"):
+        store.settings = replace(settings, fusion=fusion)
+        store.client = log = CallLog(store.client)
+        try:
+            default = [hit.product["product_id"] for hit in store.search(query, "running shoes", ProductFilter()).hits]
+        finally:
+            store.client, store.settings = log.client, settings
+        named = store.search(query, "running shoes", ProductFilter(), fusion=fusion).hits
+        assert default == [hit.product["product_id"] for hit in named]
+        assert ("hybrid_search" in log.calls) == (fusion == "rrf")
 
 
 @pytest.mark.parametrize("name_retriever, product_filter", [
@@ -77,14 +104,14 @@ def test_hybrid_rrf_is_one_milvus_hybrid_search_equal_to_rrf_of_the_retrievers_l
             expected = rrf(lists, settings.rrf_k)[:20]
             store.client = log = CallLog(store.client)
             try:
-                hits = store.search(query, text, product_filter, limit=20).hits
+                hits = store.search(query, text, product_filter, fusion="rrf", limit=20).hits
             finally:
                 store.client = log.client
             assert log.calls.count("hybrid_search") == 1 and "search" not in log.calls
             assert [hit.product["product_id"] for hit in hits] == [pid for pid, _ in expected], text
             assert [hit.score for hit in hits] == pytest.approx([score for _, score in expected], rel=1e-5)
             assert all(product_filter.category in (None, hit.product["category"]) for hit in hits)
-            explained = store.search(query, text, product_filter, limit=20, explain=True).hits  # fused here
+            explained = store.search(query, text, product_filter, fusion="rrf", limit=20, explain=True).hits
             assert [hit.product["product_id"] for hit in explained] == [hit.product["product_id"] for hit in hits]
     finally:
         store.settings = settings
