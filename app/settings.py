@@ -49,11 +49,12 @@ class Settings:
     ivf_nlist: int = 1024
     search_nprobe: int = 32
     hybrid_candidates: int = 50
-    fusion: str = "weighted"  # hybrid search's fusion when a request names none; chosen on bench/relevance.py validation
-    rrf_k: int = 30  # chosen on bench/relevance.py validation (docs/search.md)
-    text_analyzer: str = "standard"  # BM25 analyzer of a new collection (chosen on validation; an existing one: `app.cli rebuild-collection`)
+    # fusion, rrf_k, text_analyzer, dense_weight: chosen on bench/relevance.py validation (docs/search.md)
+    fusion: str = "weighted"  # hybrid search's fusion when a request names none
+    rrf_k: int = 30
+    text_analyzer: str = "standard"  # BM25 analyzer of a new collection (an existing one: `app.cli rebuild-collection`)
     name_retriever: bool = False  # hybrid mode also searches BM25 over name + brand (a third retriever)
-    dense_weight: float = 0.7  # weighted fusion's default dense weight (lexical retrievers share the rest); chosen on validation
+    dense_weight: float = 0.7  # weighted fusion's default dense weight (lexical retrievers share the rest)
     sort_candidates: int = 100  # best matches that sort= reorders and facets= counts
     collection_check_seconds: float = 10.0  # how often a process looks for a rebuilt products collection
     weight_view: float = 0.1
