@@ -25,7 +25,7 @@ class SearchParams(FilterParams):
     limit: int = Field(10, ge=1, le=100)
     offset: int = Field(0, ge=0, le=1000)
     mode: SearchMode = "hybrid"
-    fusion: Fusion = "rrf"
+    fusion: Fusion | None = Field(None, description="default: FUSION")
     dense_weight: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="default: DENSE_WEIGHT")
     explain: bool = False
     user_id: Identifier | None = None
@@ -91,6 +91,7 @@ def search(params: SearchParams):
     assignment = res.experiments.assignment("search", params.user_id)  # cached: no database round trip
     if assignment:
         params = params.model_copy(update=assignment.params)
+    params = params.model_copy(update={"fusion": params.fusion or res.settings.fusion})
     store = res.products
     dense_query = res.encoder.encode_query(params.q) if params.mode != "sparse" else None
     sparse_query = None

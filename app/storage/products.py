@@ -29,8 +29,8 @@ NAME_TEXT_FIELD, NAME_SPARSE_FIELD = "name_text", "name_sparse"
 ANALYZERS = {"english": {"type": "english"}, "standard": {"tokenizer": "standard", "filter": ["lowercase"]}}
 # The retrievers of a search: name → the vector field it searches
 RETRIEVER_FIELDS = {"dense": DENSE_FIELD, "sparse": SPARSE_FIELD, "name": NAME_SPARSE_FIELD}
-# Product vectors are unit length, so COSINE ranks as inner product does; unlike IP, weighted fusion then
-# rescales dense scores linearly ((1 + cos) / 2) instead of squashing them with arctan.
+# Product vectors are unit length, so COSINE ranks as inner product does; weighted fusion (app/storage/fusion.py) adds
+# the cosine as it is, a score on a fixed scale.
 DENSE_METRIC = "COSINE"
 PRODUCT_FIELDS = (
     "product_id", "name", "description", "brand", "category", "sub_category", "price", "rating",
@@ -347,7 +347,7 @@ class ProductStore:
         sparse_query: str | dict[int, float] | None,
         product_filter: ProductFilter,
         mode: str = "hybrid",
-        fusion: str = "rrf",
+        fusion: str | None = None,
         dense_weight: float | None = None,
         limit: int = 10,
         offset: int = 0,
@@ -358,14 +358,16 @@ class ProductStore:
         """Search by dense vector, sparse query (raw text for BM25) or both (plus BM25 over name + brand).
 
         Hybrid RRF is one Milvus `hybrid_search` fused by its RRFRanker(RRF_K); hybrid weighted and hybrid
-        with `explain` run one search per retriever and fuse here (app/storage/fusion.py: weighted over min-max
-        normalised scores, `dense_weight` to dense and the rest shared by the lexical retrievers; RRF).
+        with `explain` run one search per retriever and fuse here (app/storage/fusion.py: weighted over cosine and
+        lexical scores divided by their best, `dense_weight` to dense and the rest shared by the lexical
+        retrievers; RRF). `fusion` None: FUSION.
 
         Every retriever gets the filter. Hybrid mode fuses the best HYBRID_CANDIDATES of each retriever;
         `sort` other than relevance and `facets` work on the best SORT_CANDIDATES matches. Hits carry their
         1-based rank per retriever in a single mode, and in hybrid mode with `explain`.
         """
         refine = sort != "relevance" or facets
+        fusion = fusion or self.settings.fusion
         window = offset + limit
         if mode == "hybrid":
             window = max(window, self.settings.hybrid_candidates)

@@ -57,11 +57,14 @@ def test_batch_with_one_bad_product_stores_nothing(client):
 
 
 def test_search_response_shape(client):
-    plain = client.get("/search", query_string={"q": "wireless headphones", "limit": 5}).json
+    default = client.get("/search", query_string={"q": "wireless headphones", "limit": 5}).json
+    assert default["mode"] == "hybrid" and default["fusion"] == "weighted" and default["took_ms"] >= 0  # FUSION
+    plain = client.get("/search", query_string={"q": "wireless headphones", "limit": 5, "fusion": "rrf"}).json
     assert plain["results"] and all("retrievers" not in hit for hit in plain["results"])
-    body = client.get("/search", query_string={"q": "wireless headphones", "limit": 5, "explain": "true"}).json
+    body = client.get("/search", query_string={"q": "wireless headphones", "limit": 5, "explain": "true",
+                                               "fusion": "rrf"}).json
     assert [hit["product_id"] for hit in body["results"]] == [hit["product_id"] for hit in plain["results"]]
-    assert body["mode"] == "hybrid" and body["fusion"] == "rrf" and body["took_ms"] >= 0
+    assert body["fusion"] == "rrf"
     assert len(body["results"]) == 5
     first = body["results"][0]
     assert {"product_id", "name", "brand", "category", "price", "rating", "skus", "score", "retrievers"} <= set(first)

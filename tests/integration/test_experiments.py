@@ -7,7 +7,7 @@ from app.core.experiments import Experiments, assign
 from app.storage.events import make_engine
 
 SEARCH_EXPERIMENT = {"name": "fusion test", "surface": "search", "variants": [
-    {"name": "control", "share": 0.5, "params": {}},
+    {"name": "control", "share": 0.5, "params": {"fusion": "rrf"}},
     {"name": "weighted", "share": 0.5, "params": {"fusion": "weighted", "dense_weight": 0.9}},
 ]}
 
@@ -138,7 +138,7 @@ def test_experiments_are_stored_in_postgresql(postgres_url):
 
 def test_ranker_variant_without_a_trained_model_serves_the_hybrid_order(client, started):
     experiment = started({"name": "ranker", "surface": "search", "variants": [
-        {"name": "control", "share": 0.5, "params": {}}, {"name": "ranker", "share": 0.5, "params": {"ranker": True}}]})
+        {"name": "control", "share": 0.5, "params": {"fusion": "rrf"}}, {"name": "ranker", "share": 0.5, "params": {"ranker": True}}]})
     user_id = users_in(experiment, "ranker", 1)[0]  # a user without events: no collaborative score
     served = client.get("/search", query_string={"q": "garden hose", "user_id": user_id}).get_json()
     assert served["experiment"]["variant"] == "ranker"

@@ -76,7 +76,7 @@ def test_sparse_finds_an_exact_model_number_that_dense_misses(client, catalog):
 @pytest.mark.parametrize("fusion", ["rrf", "weighted"])
 def test_hybrid_is_never_worse_than_the_worse_retriever(client, fusion):
     """On the labelled set's mean NDCG@10 for both fusions; RRF also on every single query. (Weighted fusion
-    scores a candidate missing from one retriever's window as 0 there, so a single query may dip.)"""
+    adds scores, not ranks: a strong match of one retriever may outweigh both lists' order on a single query.)"""
     scores = {mode: {} for mode in ("hybrid", "dense", "sparse")}
     for query, is_relevant in LABELLED_QUERIES.items():
         for mode in scores:
