@@ -73,15 +73,23 @@ def catalog_vectors(size: int, settings: Settings, encoder) -> tuple[list[Produc
 def build_store(size: int, settings: Settings, encoder) -> tuple[list[Product], np.ndarray]:
     """A store holding exactly the first `size` mock products, with their vectors."""
     products, vectors = catalog_vectors(size, settings, encoder)
-    store = ProductStore(connect(settings), settings, encoder.dimension)
+    write_products(settings, products, vectors)
+    return products, vectors
+
+
+def write_products(settings: Settings, products: list[Product], vectors: np.ndarray) -> None:
+    """Make the store hold exactly `products` (in order): rows are written in order, so an interrupted build
+    resumes at its last whole batch of 1,000."""
+    store = ProductStore(connect(settings), settings, vectors.shape[1])
     store.ensure_collection()
-    if store.count() != size:
-        print(f"writing {size} products to {settings.public_milvus_uri} ...", flush=True)
-        for start in range(0, size, 1000):
+    size, stored = len(products), store.count()
+    if stored != size:
+        resume = stored // 1000 * 1000 if stored < size else 0
+        print(f"writing products {resume}-{size} to {settings.public_milvus_uri} ...", flush=True)
+        for start in range(resume, size, 1000):
             store.upsert(rows_with_vectors(products[start:start + 1000], vectors[start:start + 1000]))
         store.flush()
     store.client.close()
-    return products, vectors
 
 
 def ensure_interactions(res: Resources, users: int) -> list[dict]:
