@@ -80,8 +80,11 @@ def test_hybrid_rrf_is_one_milvus_hybrid_search_equal_to_rrf_of_the_retrievers_l
                 hits = store.search(query, text, product_filter, limit=20).hits
             finally:
                 store.client = log.client
-            assert log.calls.count("hybrid_search") == 1 and "search" not in log.calls
+            # one call: the page's whole products come with the fused hits (no primary-key read after it)
+            assert log.calls.count("hybrid_search") == 1 and "search" not in log.calls and "get" not in log.calls
             assert [hit.product["product_id"] for hit in hits] == [pid for pid, _ in expected], text
+            stored = store.get([pid for pid, _ in expected])
+            assert [hit.product for hit in hits] == [stored[pid] for pid, _ in expected]
             assert [hit.score for hit in hits] == pytest.approx([score for _, score in expected], rel=1e-5)
             assert all(product_filter.category in (None, hit.product["category"]) for hit in hits)
             explained = store.search(query, text, product_filter, limit=20, explain=True).hits  # fused here
