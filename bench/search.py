@@ -28,6 +28,7 @@ from app.catalog import Product, embedding_text  # noqa: E402
 from app.indexing import index_products  # noqa: E402
 from app.resources import EXTENSION_KEY  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.milvus_filters import ProductFilter  # noqa: E402
 from app.store import DENSE_FIELD, LITE_INDEX_FALLBACKS  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 
@@ -172,12 +173,9 @@ def widened_recall(store, products: list[Product], vectors: np.ndarray, query_ve
     re-scored by exact cosine: what a wider candidate set buys on the store's index."""
     found = []
     for query in query_vectors:
-        hits = store.client.search(store.collection, data=[query.tolist()], anns_field=DENSE_FIELD,
-                                   limit=factor * TOP_K, filter="active == true", output_fields=[DENSE_FIELD],
-                                   search_params=store._dense_search_params(factor * TOP_K))[0]
-        candidates = np.array([hit["entity"][DENSE_FIELD] for hit in hits], np.float32)
-        best = np.argsort(-(candidates @ query))[:TOP_K]
-        found.append([hits[i]["id"] for i in best])
+        hits = store.nearest(query, factor * TOP_K, ProductFilter(), fields=("product_id", DENSE_FIELD))
+        candidates = np.stack([hit.product[DENSE_FIELD] for hit in hits])
+        found.append([hits[i].product["product_id"] for i in np.argsort(-(candidates @ query))[:TOP_K]])
     return dense_recall(products, vectors, query_vectors, found)
 
 
