@@ -376,17 +376,17 @@ class ProductStore:
         queries = {"dense": dense_query.tolist() if dense_query is not None else None,
                    "sparse": sparse_query, "name": sparse_query}
         milvus_rrf = mode == "hybrid" and fusion == "rrf" and not explain
-        # A single retriever's hits, and Milvus's RRF asked for the page only (no sort/facets), carry whole
-        # products; otherwise hybrid fetches the page's products afterwards (a primary-key read: ~10 ms at
-        # 100k products on Lite).
-        whole = mode != "hybrid" or (milvus_rrf and not refine)
+        # A single retriever's hits and Milvus's RRF hits carry whole products (returning fields with hits
+        # costs ~nothing); hybrid fused here fetches the page's products afterwards (a primary-key read:
+        # ~10 ms at 100k products on Lite).
+        whole = mode != "hybrid" or milvus_rrf
         fields = list(PRODUCT_FIELDS) if whole else ["product_id", *(REFINE_FIELDS if refine else ())]
         expr, collection = product_filter.expression(), self.collection
         with_ranks = explain or mode != "hybrid"
         if milvus_rrf:
             requests = [AnnSearchRequest([queries[name]], RETRIEVER_FIELDS[name], self._search_params(name, window),
                                          window, expr=expr) for name in names]  # Milvus ignores a top-level filter
-            # each retriever's best `window` are fused; only what is used comes back
+            # each retriever's best `window` are fused; only what is used (the page, or what sort/facets read)
             found = self.client.hybrid_search(collection, requests, RRFRanker(self.settings.rrf_k),
                                               limit=window if refine else offset + limit, output_fields=fields)[0]
             entities = {hit["entity"]["product_id"]: hit["entity"] for hit in found}
