@@ -27,7 +27,7 @@ from app.storage.events import Event, EventStore, make_engine  # noqa: E402
 from seed.loader import catalogue_products  # noqa: E402
 
 from .common import bench_data_dir, percentiles, print_table, timed  # noqa: E402
-from .stack import prepare_store, served_store  # noqa: E402
+from .stack import prepare_store, served_store, vectors_cache  # noqa: E402
 
 
 def fresh_events(products: list[dict], count: int, tag: str) -> list[Event]:
@@ -65,7 +65,7 @@ def recommendation_rows(size: int, n_requests: int, app, res: Resources, setting
     user_ids = [f"u{n:05d}" for n in range(1, 1001)]
     rng = random.Random(1)
     chosen = [rng.choice(user_ids) for _ in range(n_requests)]
-    vectors = np.load(bench_data_dir("cache") / f"vectors-42-{settings.embedding_model.replace('/', '_')}.npy")[:size]
+    vectors = np.load(vectors_cache(settings))[:size]
     user_vectors = res.users.get(chosen)
     exact_ms = [timed(lambda u=u: np.argpartition(-(vectors @ u.vector), 10)[:10]) for u in user_vectors.values()]
     rows = []

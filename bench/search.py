@@ -28,7 +28,8 @@ from app.config.settings import Settings  # noqa: E402
 from app.core.catalog import Product, embedding_text  # noqa: E402
 from app.core.indexing import index_products  # noqa: E402
 from app.core.resources import EXTENSION_KEY  # noqa: E402
-from app.storage.products import LITE_INDEX_FALLBACKS  # noqa: E402
+from app.storage.milvus_filters import ProductFilter  # noqa: E402
+from app.storage.products import DENSE_FIELD, LITE_INDEX_FALLBACKS  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 
 from app.core.resources import Resources  # noqa: E402
@@ -61,35 +62,47 @@ def tag_relevance_set(min_movies: int = 5) -> tuple[list[str], list[tuple[str, s
     return [titles[movie] for movie in movies], topics
 
 
-def encoder_backends(sample: int, backends: list[str]) -> list[list]:
-    """One row per backend (see the module doc); ratios to the first backend (torch)."""
+def encoder_backends(sample: int, backends: list[str], rounds: int = 10) -> list[list]:
+    """One row per backend (see the module doc); ratios to the first backend (torch). The backends take turns
+    (`rounds` slices of the sample seeded and of the queries encoded, each round in a rotated order), so a
+    machine whose load changes during the run slows them alike."""
     products = [Product.model_validate(r) for r in generate_products(sample, seed=CATALOG_SEED)]
     texts = [embedding_text(product) for product in products]
     documents, topics = tag_relevance_set()
-    rows, reference = [], None
+    query_texts = queries(200)
+    opened = {}
     for backend in backends:
         data_dir = bench_data_dir(f"seeding-{backend}")
         shutil.rmtree(data_dir / "milvus.db", ignore_errors=True)
-        settings = Settings.from_env(data_dir=data_dir, query_cache_size=0, **BACKENDS[backend])
-        res = Resources(settings)
-        encoder = res.encoder
-        encoder.encode_documents(texts[:64])  # warm-up
+        opened[backend] = Resources(Settings.from_env(data_dir=data_dir, query_cache_size=0, **BACKENDS[backend]))
+        opened[backend].encoder.encode_documents(texts[:64])  # warm-up
+    seed_ms = {backend: 0.0 for backend in backends}
+    encode_ms = {backend: [] for backend in backends}
+    for turn in range(rounds):
+        order = backends[turn % len(backends):] + backends[:turn % len(backends)]
+        chunk = products[turn * sample // rounds:(turn + 1) * sample // rounds]
+        questions = query_texts[turn * len(query_texts) // rounds:(turn + 1) * len(query_texts) // rounds]
+        for backend in order:
+            res = opened[backend]
+            seed_ms[backend] += timed(lambda: (index_products(chunk, res.products, res.encoder), res.products.flush()))
+            encode_ms[backend] += [timed(lambda t=t: res.encoder.encode_query(t)) for t in questions]
+    rows, reference = [], None
+    for backend in backends:
+        encoder = opened[backend].encoder
         vectors = encoder.encode_documents(texts[:256])
-        seed_ms = timed(lambda: (index_products(products, res.products, encoder), res.products.flush()))
-        res.client.close()
-        encode_ms = [timed(lambda t=t: encoder.encode_query(t)) for t in queries(200)]
-        doc_vectors = encoder.encode_documents(documents)
-        ndcg, recall = tag_retrieval(encoder, doc_vectors, topics)
-        reference = reference or (vectors, sample / seed_ms, percentiles(encode_ms)["p50"])
-        p50 = percentiles(encode_ms)["p50"]
-        rows.append([backend, round(sample / seed_ms * 1000, 1), round(sample / seed_ms / reference[1], 2),
-                     p50, round(reference[2] / p50, 2), f"{(vectors * reference[0]).sum(1).min():.4f}",
-                     f"{ndcg:.4f}", f"{recall:.4f}"])
+        ndcg, recall = tag_retrieval(encoder, encoder.encode_documents(documents), topics)
+        opened[backend].close()
+        throughput, p50 = sample / seed_ms[backend] * 1000, percentiles(encode_ms[backend])["p50"]
+        reference = reference or (vectors, throughput, p50, ndcg)
+        rows.append([backend, round(throughput, 1), round(throughput / reference[1], 2), p50,
+                     round(reference[2] / p50, 2), f"{(vectors * reference[0]).sum(1).min():.4f}",
+                     f"{ndcg.mean():.4f}", paired_difference(ndcg, reference[3]), f"{recall.mean():.4f}"])
     return rows
 
 
-def tag_retrieval(encoder, doc_vectors: np.ndarray, topics: list[tuple[str, set[int]]]) -> tuple[float, float]:
-    """Mean nDCG@10 and recall@100 of exact dense search over the relevance set."""
+def tag_retrieval(encoder, doc_vectors: np.ndarray, topics: list[tuple[str, set[int]]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per query of the relevance set: nDCG@10 and recall@100 of exact dense search."""
     discounts = 1 / np.log2(np.arange(2, 12))
     ndcgs, recalls = [], []
     for tag, relevant in topics:
@@ -97,10 +110,19 @@ def tag_retrieval(encoder, doc_vectors: np.ndarray, topics: list[tuple[str, set[
         gains = np.array([int(i) in relevant for i in ranked[:10]], float)
         ndcgs.append((gains @ discounts) / discounts[:min(len(relevant), 10)].sum())
         recalls.append(len(relevant & set(ranked.tolist())) / len(relevant))
-    return float(np.mean(ndcgs)), float(np.mean(recalls))
+    return np.array(ndcgs), np.array(recalls)
 
 
-def search_latency(size: int, n_queries: int, index_type: str, backend: str) -> list[list]:
+def paired_difference(values: np.ndarray, baseline: np.ndarray, draws: int = 10_000) -> str:
+    """Mean of `values - baseline` (per query) with its 95% paired-bootstrap interval."""
+    differences = values - baseline
+    rng = np.random.default_rng(0)
+    means = differences[rng.integers(0, len(differences), (draws, len(differences)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return f"{differences.mean():+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def search_latency(size: int, n_queries: int, index_type: str, backend: str, widen: list[int]) -> list[list]:
     """The rows of one catalogue size, dense index type (the store's index is rebuilt if it has another) and
     EMBEDDING_BACKEND; query encoding with the service's own encoder (TORCH_THREADS), every query encoded (no
     query cache)."""
@@ -112,13 +134,13 @@ def search_latency(size: int, n_queries: int, index_type: str, backend: str) -> 
             if res.products.dense_index_type not in (index_type, LITE_INDEX_FALLBACKS.get(index_type)):
                 print(f"building the {index_type} index ...", flush=True)
                 res.products.rebuild_dense_index()
-            return measure_search(app, size, n_queries, res.encoder, products, vectors)
+            return measure_search(app, size, n_queries, res.encoder, products, vectors, widen)
         finally:
             res.client.close()
 
 
-def measure_search(app, size: int, n_queries: int, encoder, products: list[Product], vectors: np.ndarray
-                   ) -> list[list]:
+def measure_search(app, size: int, n_queries: int, encoder, products: list[Product], vectors: np.ndarray,
+                   widen: list[int]) -> list[list]:
     client = app.test_client()
     status = client.get("/status").json
     index, backend = status["index_type"], status["model"]["backend"]
@@ -138,7 +160,23 @@ def measure_search(app, size: int, n_queries: int, encoder, products: list[Produ
         recall = dense_recall(products, vectors, query_vectors, found) if mode == "dense" else "-"
         rows.append([size, index, backend, mode, stats["p50"], stats["p95"], stats["p99"], recall,
                      percentiles(encode_ms)["p50"], exact["p50"], round(stats["p50"] / exact["p50"], 1)])
+    store = app.extensions[EXTENSION_KEY].products
+    for factor in widen:
+        rows.append([size, index, backend, f"dense, {factor}× candidates re-scored exactly (store only)", "-", "-",
+                     "-", widened_recall(store, products, vectors, query_vectors, factor), "-", "-", "-"])
     return rows
+
+
+def widened_recall(store, products: list[Product], vectors: np.ndarray, query_vectors: np.ndarray,
+                   factor: int) -> float:
+    """Dense recall@10 of Milvus asked for `factor` × 10 candidates (active products, with their stored vectors)
+    re-scored by exact cosine: what a wider candidate set buys on the store's index."""
+    found = []
+    for query in query_vectors:
+        hits = store.nearest(query, factor * TOP_K, ProductFilter(), fields=("product_id", DENSE_FIELD))
+        candidates = np.stack([hit.product[DENSE_FIELD] for hit in hits])
+        found.append([hits[i].product["product_id"] for i in np.argsort(-(candidates @ query))[:TOP_K]])
+    return dense_recall(products, vectors, query_vectors, found)
 
 
 def _search(client, text: str, mode: str) -> list[str]:
@@ -168,6 +206,7 @@ def main() -> None:
     parser.add_argument("--index-types", default="FLAT,HNSW", help="INDEX_TYPE values (HNSW is IVF_FLAT on Lite)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="the first is the baseline of the ratios")
     parser.add_argument("--search-backends", default="onnx,torch", help="EMBEDDING_BACKEND of the latency rows")
+    parser.add_argument("--widen", default="", help="e.g. 4,10: dense recall of that many × 10 candidates re-scored")
     args = parser.parse_args()
 
     if args.seed_sample:
@@ -176,7 +215,7 @@ def main() -> None:
             f"Encoder backends, same run ({args.seed_sample} mock products seeded; query encoding of 200 queries; "
             f"relevance: {len(topics)} MovieLens tags over {len(documents)} tagged movies' titles and genres)",
             ["backend", "seeding products/s", "× first", "query encoding p50 ms", "× first", "min cosine to first",
-             "nDCG@10", "recall@100"],
+             "nDCG@10", "nDCG@10 − first [95% CI]", "recall@100"],
             encoder_backends(args.seed_sample, args.backends.split(",")),
         )
     if not args.sizes:
@@ -185,7 +224,8 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         for index_type in args.index_types.split(","):
             for backend in args.search_backends.split(","):
-                rows += search_latency(size, args.queries, index_type, backend)
+                rows += search_latency(size, args.queries, index_type, backend,
+                                       [int(f) for f in args.widen.split(",") if f])
     print_table(
         f"GET /search latency, ms ({args.queries} queries, single client, in-process app, Milvus Lite server)",
         ["products", "dense index", "encoder", "mode", "p50", "p95", "p99", "dense recall@10", "query encoding p50",

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -21,6 +22,7 @@ from app.core.indexing import rows_with_vectors
 from app.core.resources import Resources
 from app.ops.service import spawn, start_lite_server, terminate
 from app.storage.products import ProductStore, connect
+from app.storage.vector_space import vector_space
 from ncf.recommender import latest_model_dir
 from seed.interactions import generate_interactions
 from seed.loader import catalogue_products, seed_events
@@ -30,6 +32,7 @@ from .common import bench_data_dir, free_port
 
 CATALOG_SEED = 42
 INTERACTIONS_SEED = 42
+CACHE_CHUNK = 5000
 NEVER = threading.Event()  # the benchmarks do not stop their Lite server early
 
 
@@ -46,14 +49,22 @@ def served_store(size: int, **overrides) -> Iterator[tuple[Settings, subprocess.
         terminate(server)
 
 
-def catalog_vectors(size: int, encoder) -> tuple[list[Product], np.ndarray]:
+def vectors_cache(settings: Settings) -> Path:
+    """The file caching the mock catalogue's vectors made by these settings' encoder: keyed by model and
+    precision (fp32 backends agree to cosine 0.9999 and share a file; int8 vectors never mix with them)."""
+    space = vector_space(settings)
+    return bench_data_dir("cache") / f"vectors-{CATALOG_SEED}-{space['model'].replace('/', '_')}-{space['precision']}.npy"
+
+
+def catalog_vectors(size: int, settings: Settings, encoder) -> tuple[list[Product], np.ndarray]:
     """The first `size` mock products and their dense vectors (cached on disk: embedding 100k takes ~30 min)."""
     products = [Product.model_validate(r) for r in generate_products(size, seed=CATALOG_SEED)]
-    cache = bench_data_dir("cache") / f"vectors-{CATALOG_SEED}-{encoder.name.replace('/', '_')}.npy"
+    cache = vectors_cache(settings)
     cached = np.load(cache) if cache.exists() else np.zeros((0, encoder.dimension), np.float32)
-    if len(cached) < size:
-        missing = [embedding_text(p) for p in products[len(cached):]]
-        print(f"embedding {len(missing)} products (cached in {cache}) ...", flush=True)
+    while len(cached) < size:  # in chunks, each saved: an interrupted run resumes where it stopped
+        missing = [embedding_text(p) for p in products[len(cached):len(cached) + CACHE_CHUNK]]
+        print(f"embedding products {len(cached)}-{len(cached) + len(missing)} of {size} (cached in {cache}) ...",
+              flush=True)
         cached = np.vstack([cached, encoder.encode_documents(missing)])
         np.save(cache, cached)
     return products, cached[:size]
@@ -61,16 +72,24 @@ def catalog_vectors(size: int, encoder) -> tuple[list[Product], np.ndarray]:
 
 def build_store(size: int, settings: Settings, encoder) -> tuple[list[Product], np.ndarray]:
     """A store holding exactly the first `size` mock products, with their vectors."""
-    products, vectors = catalog_vectors(size, encoder)
-    store = ProductStore(connect(settings), settings, encoder.dimension)
+    products, vectors = catalog_vectors(size, settings, encoder)
+    write_products(settings, products, vectors)
+    return products, vectors
+
+
+def write_products(settings: Settings, products: list[Product], vectors: np.ndarray) -> None:
+    """Make the store hold exactly `products` (in order): rows are written in order, so an interrupted build
+    resumes at its last whole batch of 1,000."""
+    store = ProductStore(connect(settings), settings, vectors.shape[1])
     store.ensure_collection()
-    if store.count() != size:
-        print(f"writing {size} products to {settings.public_milvus_uri} ...", flush=True)
-        for start in range(0, size, 1000):
+    size, stored = len(products), store.count()
+    if stored != size:
+        resume = stored // 1000 * 1000 if stored < size else 0
+        print(f"writing products {resume}-{size} to {settings.public_milvus_uri} ...", flush=True)
+        for start in range(resume, size, 1000):
             store.upsert(rows_with_vectors(products[start:start + 1000], vectors[start:start + 1000]))
         store.flush()
     store.client.close()
-    return products, vectors
 
 
 def ensure_interactions(res: Resources, users: int) -> list[dict]:

@@ -119,10 +119,13 @@ def test_hybrid_rrf_is_one_milvus_hybrid_search_equal_to_rrf_of_the_retrievers_l
                 hits = store.search(query, text, product_filter, fusion="rrf", limit=20).hits
             finally:
                 store.client = log.client
-            assert log.calls.count("hybrid_search") == 1 and "search" not in log.calls
+            # one call: the page's whole products come with the fused hits (no primary-key read after it)
+            assert log.calls.count("hybrid_search") == 1 and "search" not in log.calls and "get" not in log.calls
             found = [(hit.product["product_id"], hit.score) for hit in hits]
             assert tied_groups(found) == tied_groups(expected), text
             assert [score for _, score in found] == pytest.approx([score for _, score in expected], rel=1e-5)
+            stored = store.get([pid for pid, _ in expected])
+            assert all(hit.product == stored[hit.product["product_id"]] for hit in hits)
             assert all(product_filter.category in (None, hit.product["category"]) for hit in hits)
             explained = store.search(query, text, product_filter, fusion="rrf", limit=20, explain=True).hits
             assert tied_groups([(hit.product["product_id"], hit.score) for hit in explained]) == tied_groups(found)
