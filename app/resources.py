@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from .attribution import ImpressionLog
 from .collaborative import ServedModel
+from .collaborative_index import CollaborativeIndex
 from .embedding import DenseEncoder, QueryCachingEncoder, load_encoder
 from .events import EventStore, make_engine
 from .experiments import Experiments
@@ -98,7 +99,8 @@ class Resources:
     def served_model(self) -> ServedModel:
         def create() -> ServedModel:
             self._limit_torch_threads()
-            return ServedModel(self.settings.resolved_models_dir, self.settings.model_check_seconds)
+            index = CollaborativeIndex(self.client) if self.settings.collaborative_retrieval == "ann" else None
+            return ServedModel(self.settings.resolved_models_dir, self.settings.model_check_seconds, index)
         return self._build("_served_model", create)
 
     @property
@@ -108,7 +110,7 @@ class Resources:
             self.products, self.users, self.events, settings.recommendation_candidates, self.served_model,
             settings.popular_cache_seconds, settings.recommendation_source_weights,
             settings.recommendation_exclude_types, settings.recommendation_rank_constant,
-            settings.recommendation_recent_items,
+            settings.recommendation_recent_items, settings.collaborative_retrieval, self.served_model.index,
         ))
 
     @property

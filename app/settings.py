@@ -16,6 +16,7 @@ PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RECOMMENDATION_SOURCES = ("collaborative", "item", "content", "similar", "popular", "trending")
+COLLABORATIVE_RETRIEVALS = ("exact", "gmf", "ann")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class Settings:
     recommendation_exclude: str = "purchased,rated"  # products not recommended again (see EXCLUDABLE), or none
     recommendation_rank_constant: int = 60  # k of the blend's per-source score (k + 1) / (k + rank)
     recommendation_recent_items: int = 5  # the user's latest products the item-to-item sources start from
+    # how the collaborative source finds its candidates (docs/recommendations.md): exact NeuMF over the whole
+    # catalogue, the GMF part over the whole catalogue in process, or by ANN over the GMF vectors in Milvus
+    collaborative_retrieval: str = "ann"
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
@@ -102,6 +106,9 @@ class Settings:
                 raise ValueError(f"{name.upper()} must be one of {DEVICES}, got {getattr(self, name)!r}")
         if self.text_analyzer not in TEXT_ANALYZERS:
             raise ValueError(f"TEXT_ANALYZER must be one of {TEXT_ANALYZERS}, got {self.text_analyzer!r}")
+        if self.collaborative_retrieval not in COLLABORATIVE_RETRIEVALS:
+            raise ValueError(f"COLLABORATIVE_RETRIEVAL must be one of {COLLABORATIVE_RETRIEVALS}, "
+                             f"got {self.collaborative_retrieval!r}")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError(f"DENSE_WEIGHT must be between 0 and 1, got {self.dense_weight!r}")
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad

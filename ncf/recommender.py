@@ -19,6 +19,7 @@ from .data import Interactions
 from .item_knn import ItemKNN
 from .mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from .model import NeuMF
+from .scoring import ScoringTables
 from .train import History, TrainConfig, fit, refit
 
 WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
@@ -42,6 +43,15 @@ class NCFRecommender:
         self.refit_history: History | None = None  # of the served model, when refit on every interaction
         self.metrics: dict = {}
         self.source: dict = {}  # where the training data came from, to rebuild the split
+        self._tables: tuple[NeuMF, ScoringTables] | None = None
+
+    @property
+    def tables(self) -> ScoringTables:
+        """The served model's item-side tables, computed on first use (again if the model was replaced)."""
+        tables = self._tables
+        if tables is None or tables[0] is not self.model:
+            tables = self._tables = (self.model, ScoringTables(self.model))
+        return tables[1]
 
     def fit(self, interactions: Interactions, item_features: ItemFeatures | None = None) -> "NCFRecommender":
         """The evaluation run, then (`config.refit`) the served model retrained on every interaction.
@@ -74,15 +84,26 @@ class NCFRecommender:
         items = self.item_ids.indices(product_ids)
         known = items >= 0
         scores = np.full(len(items), np.nan, dtype=np.float32)
-        scores[known] = self.model.score(np.full(int(known.sum()), user), items[known])
+        scores[known] = self.tables.score(user, items[known])
         return scores
 
     def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """The k best (product id, score) over the whole catalogue, without `exclude`; [] for an unknown user."""
         user = self.user_ids.index(user_id)
-        if user is None:
-            return []
-        scores = self.model.score(np.full(len(self.item_ids), user), np.arange(len(self.item_ids)))
+        return [] if user is None else self._top(self.tables.score(user), k, exclude)
+
+    def retrieve(self, user_id: str, k: int, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
+        """The k best by the GMF part of the logit plus the biases (what the ANN index ranks by), computed
+        exactly over the whole catalogue; [] for an unknown user."""
+        user = self.user_ids.index(user_id)
+        return [] if user is None else self._top(self.tables.gmf_scores(user), k, exclude)
+
+    def gmf_user(self, user_id: str) -> np.ndarray | None:
+        """The user's query vector for the ANN index (None: unknown user)."""
+        user = self.user_ids.index(user_id)
+        return None if user is None else self.tables.gmf_user(user)
+
+    def _top(self, scores: np.ndarray, k: int, exclude: Iterable[str]) -> list[tuple[str, float]]:
         excluded = self.item_ids.indices(list(exclude))
         scores[excluded[excluded >= 0]] = -np.inf
         k = min(k, int(np.isfinite(scores).sum()))
