@@ -28,6 +28,7 @@ from ncf.recommender import NCFRecommender, latest_model_dir
 from ncf.train import TrainConfig
 
 from .collaborative import ServedModel
+from .collaborative_index import CollaborativeIndex
 from .events import EVENT_TYPES, Event, EventStore, make_engine
 from .ingest import EventIngestor
 from .recommend import SOURCES, STRATEGIES, Recommender
@@ -101,13 +102,15 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
     else:
         model = _build(res, store, vectors, training, held_out, config, source, workdir)
     train = from_event_store(f"sqlite:///{workdir / 'events.db'}", weights)
-    served = ServedModel(workdir / "models", check_seconds=0.0)
+    served = ServedModel(workdir / "models", check_seconds=0.0, index=CollaborativeIndex(res.client)
+                         if res.settings.collaborative_retrieval == "ann" else None)
     if served.current() is None:
         raise RuntimeError(f"the model trained for the replay is not served from {workdir / 'models'}")
     settings = res.settings
     recommender = Recommender(products, vectors, store, settings.recommendation_candidates, served, 0.0,
                               settings.recommendation_source_weights, EVENT_TYPES,
-                              settings.recommendation_rank_constant, settings.recommendation_recent_items)
+                              settings.recommendation_rank_constant, settings.recommendation_recent_items,
+                              settings.collaborative_retrieval, served.index)
     touched: dict[str, set[str]] = {}
     for event in training:
         touched.setdefault(event.user_id, set()).add(event.product_id)
