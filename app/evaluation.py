@@ -110,7 +110,7 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
     recommender = Recommender(products, vectors, store, settings.recommendation_candidates, served, 0.0,
                               settings.recommendation_source_weights, EVENT_TYPES,
                               settings.recommendation_rank_constant, settings.recommendation_recent_items,
-                              settings.collaborative_retrieval, served.index)
+                              settings.collaborative_retrieval, served.index, settings.collaborative_candidates)
     touched: dict[str, set[str]] = {}
     for event in training:
         touched.setdefault(event.user_id, set()).add(event.product_id)

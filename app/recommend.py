@@ -110,7 +110,7 @@ class Recommender:
                  collaborative: CollaborativeScorer | None = None, popular_cache_seconds: float = 0.0,
                  weights: dict[str, float] | None = None, exclude: Sequence[str] = ("purchase",),
                  rank_constant: int = 60, recent_items: int = 5, retrieval: str = "exact",
-                 index: CollaborativeIndex | None = None):
+                 index: CollaborativeIndex | None = None, retrieval_candidates: int = 500):
         self.products = products
         self.users = users
         self.events = events
@@ -125,6 +125,7 @@ class Recommender:
         self._popular_cache_lock = threading.Lock()
         self.retrieval = retrieval  # how collaborative candidates are found (COLLABORATIVE_RETRIEVAL)
         self.index = index  # the served models' GMF item vectors in Milvus (retrieval "ann")
+        self.retrieval_candidates = retrieval_candidates  # found by GMF, ordered by NeuMF (COLLABORATIVE_CANDIDATES)
         self._pool = ThreadPoolExecutor(max_workers=SOURCE_THREADS, thread_name_prefix="recommend")
         self.user_states = UserStates(events, users, products, recent_items, self._pool)
 
@@ -213,14 +214,14 @@ class Recommender:
                           context.model[0] if context.model else None)
 
     def _collaborative_candidates(self, context: _Context, size: int) -> list[str]:
-        """The model's best products for the user: NeuMF over the whole catalogue (retrieval "exact"), or the
-        best by the GMF part (by ANN in Milvus, "ann"; in process, "gmf" or when the index cannot answer),
-        at least RECOMMENDATION_CANDIDATES of them, ordered by NeuMF."""
+        """The model's best products for the user: NeuMF over the whole catalogue (retrieval "exact"), or
+        NeuMF's best of the COLLABORATIVE_CANDIDATES best by the GMF part (by ANN in Milvus, "ann"; in process,
+        "gmf" or when the index cannot answer)."""
         version, model = context.model
         if self.retrieval == "exact":
             return [product_id for product_id, _ in model.recommend(context.user_id, size + MODEL_MARGIN,
                                                                     context.consumed)]
-        wanted = max(size, self.candidates) + MODEL_MARGIN
+        wanted = max(size + MODEL_MARGIN, self.retrieval_candidates)
         found = None
         if self.retrieval == "ann" and self.index is not None:
             try:
@@ -232,7 +233,7 @@ class Recommender:
             found = model.retrieve(context.user_id, wanted, context.consumed)
         ids = [product_id for product_id, _ in found]
         scores = model.score(context.user_id, ids)
-        return [ids[i] for i in np.argsort(-scores, kind="stable")]
+        return [ids[i] for i in np.argsort(-scores, kind="stable")[:size + MODEL_MARGIN]]
 
     def _raw_scores(self, context: _Context, sources: set[str], union: list[str]) -> dict[str, np.ndarray]:
         """The model and popularity sources' scores of the union (the content sources need its vectors)."""

@@ -70,6 +70,7 @@ class Settings:
     # how the collaborative source finds its candidates (docs/recommendations.md): exact NeuMF over the whole
     # catalogue, the GMF part over the whole catalogue in process, or by ANN over the GMF vectors in Milvus
     collaborative_retrieval: str = "ann"
+    collaborative_candidates: int = 500  # ann / gmf: products found by the GMF part that NeuMF orders
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"

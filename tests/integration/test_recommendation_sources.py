@@ -8,7 +8,7 @@ from app.collaborative import ServedModel
 from app.collaborative_index import CollaborativeIndex, collection_of
 from app.events import EVENT_TYPES
 from app.milvus_filters import ProductFilter
-from app.recommend import MODEL_MARGIN, SOURCES, STRATEGY_SOURCES, Recommender
+from app.recommend import SOURCES, STRATEGY_SOURCES, Recommender
 from ncf.data import from_event_store, from_records
 from ncf.item_knn import ItemKNN
 from ncf.recommender import NCFRecommender
@@ -179,9 +179,9 @@ def test_collaborative_candidates_by_ann_over_the_gmf_vectors_the_model_publishe
     stored = res.client.get(name, ids=model.item_ids.ids[:5], output_fields=["product_id", "vector"])
     published = dict(zip(model.item_ids.ids, model.tables.gmf_items()))
     assert all(np.allclose(row["vector"], published[row["product_id"]], atol=1e-6) for row in stored)
-    # the index is FLAT (exact): ANN proposes what the GMF part ranks first in process, ordered by NeuMF
+    # the index is FLAT (exact): ANN finds what the GMF part ranks first in process; NeuMF orders them
     touched = res.events.products_of(user, EVENT_TYPES)
-    pool = [product_id for product_id, _ in model.retrieve(user, 30 + MODEL_MARGIN, touched)]
+    pool = [product_id for product_id, _ in model.retrieve(user, ann.retrieval_candidates, touched)]
     ids = ids_of(result)
     assert len(ids) == 10 and set(ids) <= set(pool) and not set(ids) & touched
     assert ids == ids_of(retrieving(res, tmp_path, "gmf").recommend(user, "ncf", 10))
