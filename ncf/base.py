@@ -48,10 +48,15 @@ class Recommender(ABC):
     def recommend(self, user_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """The k best (item id, score) over every item, without `exclude`; [] for a user never seen."""
         user = self.user_ids.index(user_id)
-        if user is None:
-            return []
-        scores = np.asarray(self.score(np.full(len(self.item_ids), user), np.arange(len(self.item_ids))),
-                            dtype=np.float32)
+        return [] if user is None else self.top(self.user_scores(user), k, exclude)
+
+    def user_scores(self, user: int) -> np.ndarray:
+        """The user's score of every item, in index order."""
+        return np.asarray(self.score(np.full(len(self.item_ids), user), np.arange(len(self.item_ids))),
+                          dtype=np.float32)
+
+    def top(self, scores: np.ndarray, k: int, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
+        """The k best (item id, score) of `scores` (one per item, index order; changed in place), without `exclude`."""
         excluded = self.item_ids.indices(list(exclude))
         scores[excluded[excluded >= 0]] = -np.inf
         k = min(k, int(np.isfinite(scores).sum()))

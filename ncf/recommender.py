@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from .data import Interactions
 from .item_knn import ItemKNN
 from .mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from .model import NeuMF
+from .scoring import ScoringTables
 from .train import History, TrainConfig, fit, refit
 
 WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
@@ -42,6 +44,15 @@ class NCFRecommender(Recommender):
         self.refit_history: History | None = None  # of the served model, when refit on every interaction
         self.metrics: dict = {}
         self.source: dict = {}  # where the training data came from, to rebuild the split
+        self._tables: tuple[NeuMF, ScoringTables] | None = None
+
+    @property
+    def tables(self) -> ScoringTables:
+        """The served model's item-side tables, computed on first use (again if the model was replaced)."""
+        tables = self._tables
+        if tables is None or tables[0] is not self.model:
+            tables = self._tables = (self.model, ScoringTables(self.model))
+        return tables[1]
 
     def fit(self, interactions: Interactions, item_features: ItemFeatures | None = None) -> "NCFRecommender":
         """The evaluation run, then (`config.refit`) the served model retrained on every interaction.
@@ -64,8 +75,26 @@ class NCFRecommender(Recommender):
                 "interactions": history.interactions, "epochs": history.best_epoch}
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """The served NeuMF's logits of (user, item) index pairs (one forward pass)."""
+        """The served NeuMF's logits of (user, item) index pairs: one user's pairs from the precomputed item
+        tables, mixed users by a forward pass."""
+        users = np.asarray(users)
+        if len(users) and (users == users[0]).all():
+            return self.tables.score(int(users[0]), np.asarray(items))
         return self.model.score(users, items)
+
+    def user_scores(self, user: int) -> np.ndarray:
+        return self.tables.score(user)
+
+    def retrieve(self, user_id: str, k: int, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
+        """The k best by the GMF part of the logit plus the biases (what the ANN index ranks by), computed
+        exactly over the whole catalogue; [] for an unknown user."""
+        user = self.user_ids.index(user_id)
+        return [] if user is None else self.top(self.tables.gmf_scores(user), k, exclude)
+
+    def gmf_user(self, user_id: str) -> np.ndarray | None:
+        """The user's query vector for the ANN index (None: unknown user)."""
+        user = self.user_ids.index(user_id)
+        return None if user is None else self.tables.gmf_user(user)
 
     def save(self, directory: str | Path) -> Path:
         """Write model.pt, mappings.json, config.json, metrics.json (and evaluation_model.pt, item_features.json)."""

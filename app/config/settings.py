@@ -22,6 +22,7 @@ EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
 RECOMMENDATION_SOURCES = ("collaborative", "item", "content", "similar", "popular", "trending")
 DATABASE_CONNECT_TIMEOUT = 10
 _ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("environment", default=None)  # see from_env
+COLLABORATIVE_RETRIEVALS = ("exact", "gmf", "ann")
 
 
 class Settings(BaseSettings):
@@ -75,6 +76,10 @@ class Settings(BaseSettings):
     recommendation_exclude: str = "purchased,rated"  # products not recommended again (see EXCLUDABLE), or none
     recommendation_rank_constant: int = 60  # k of the blend's per-source score (k + 1) / (k + rank)
     recommendation_recent_items: int = 5  # the user's latest products the item-to-item sources start from
+    # how the collaborative source finds its candidates (docs/recommendations.md): exact NeuMF over the whole
+    # catalogue, the GMF part over the whole catalogue in process, or by ANN over the GMF vectors in Milvus
+    collaborative_retrieval: str = "ann"
+    collaborative_candidates: int = 500  # ann / gmf: products found by the GMF part that NeuMF orders
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
@@ -120,6 +125,9 @@ class Settings(BaseSettings):
             raise ValueError(f"TEXT_ANALYZER must be one of {TEXT_ANALYZERS}, got {self.text_analyzer!r}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"FUSION must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.collaborative_retrieval not in COLLABORATIVE_RETRIEVALS:
+            raise ValueError(f"COLLABORATIVE_RETRIEVAL must be one of {COLLABORATIVE_RETRIEVALS}, "
+                             f"got {self.collaborative_retrieval!r}")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError(f"DENSE_WEIGHT must be between 0 and 1, got {self.dense_weight!r}")
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad

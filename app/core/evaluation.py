@@ -34,6 +34,7 @@ from app.core.ingest import EventIngestor
 from app.core.recommend import SOURCES, STRATEGIES, Recommender
 from app.core.resources import Resources
 from app.core.training_data import event_interactions, item_features_of
+from app.storage.collaborative_index import CollaborativeIndex
 from app.storage.events import EVENT_TYPES, Event, EventStore, make_engine
 from app.storage.products import DENSE_FIELD
 from app.storage.users import UserVectorStore
@@ -104,13 +105,15 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
     else:
         model = _build(res, store, vectors, training, held_out, config, source, workdir)
     train = event_interactions(f"sqlite:///{workdir / 'events.db'}", weights)
-    served = ServedModel(workdir / "models", check_seconds=0.0)
+    served = ServedModel(workdir / "models", check_seconds=0.0, index=CollaborativeIndex(res.client)
+                         if res.settings.collaborative_retrieval == "ann" else None)
     if served.current() is None:
         raise RuntimeError(f"the model trained for the replay is not served from {workdir / 'models'}")
     settings = res.settings
     recommender = Recommender(products, vectors, store, settings.recommendation_candidates, served, 0.0,
                               settings.recommendation_source_weights, EVENT_TYPES,
-                              settings.recommendation_rank_constant, settings.recommendation_recent_items)
+                              settings.recommendation_rank_constant, settings.recommendation_recent_items,
+                              settings.collaborative_retrieval, served.index, settings.collaborative_candidates)
     touched: dict[str, set[str]] = {}
     for event in training:
         touched.setdefault(event.user_id, set()).add(event.product_id)

@@ -6,10 +6,17 @@ the user's most recent products, trained with the model), `content` (Milvus sear
 counts) and `trending` (popularity decayed by POPULARITY_HALF_LIFE_DAYS). Each source that can score the
 union ranks it; a candidate's per-source score is (k + 1) / (k + rank), 1 for that source's best, and its
 blended score the weighted sum (weights renormalised over the sources available for the user).
+
+A request reads the user's state once (app/user_state.py), asks the sources concurrently (a thread pool:
+Milvus searches and the model's CPU work overlap), reads the union's ids, flags and vectors only, and reads
+whole products for the answer's `limit` alone.
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Sequence
 
@@ -18,6 +25,8 @@ from cachetools import TTLCache
 
 from app.config.settings import RECOMMENDATION_SOURCES
 from app.config.weights import effective_weights
+from app.core.user_state import UserStates
+from app.storage.collaborative_index import CollaborativeIndex
 from app.storage.events import EventStore
 from app.storage.milvus_filters import ProductFilter
 from app.storage.products import DENSE_FIELD, PRODUCT_FIELDS, ProductStore
@@ -35,6 +44,8 @@ POPULAR_MARGIN = 16  # popular products read beyond the ones wanted, for those f
 POPULAR_CACHED = 200  # popular products a process keeps per category (POPULAR_CACHE_SECONDS)
 POPULAR_CACHE_KEYS = 4096  # (category, all time?) lists kept at most (then the least recently used go)
 MODEL_MARGIN = 32  # model candidates read beyond the ones wanted, for those inactive or of another category
+SOURCE_THREADS = 8  # per process: the sources of concurrent requests asked at once
+log = logging.getLogger(__name__)
 
 
 class CollaborativeScorer(Protocol):
@@ -100,7 +111,8 @@ class Recommender:
     def __init__(self, products: ProductStore, users: UserVectorStore, events: EventStore, candidates: int,
                  collaborative: CollaborativeScorer | None = None, popular_cache_seconds: float = 0.0,
                  weights: dict[str, float] | None = None, exclude: Sequence[str] = ("purchase",),
-                 rank_constant: int = 60, recent_items: int = 5):
+                 rank_constant: int = 60, recent_items: int = 5, retrieval: str = "exact",
+                 index: CollaborativeIndex | None = None, retrieval_candidates: int = 500):
         self.products = products
         self.users = users
         self.events = events
@@ -114,6 +126,11 @@ class Recommender:
         # (category, all time?) → its POPULAR_CACHED most popular products, for POPULAR_CACHE_SECONDS
         self._popular_cache = TTLCache(maxsize=POPULAR_CACHE_KEYS, ttl=popular_cache_seconds or 1.0)
         self._popular_cache_lock = threading.Lock()
+        self.retrieval = retrieval  # how collaborative candidates are found (COLLABORATIVE_RETRIEVAL)
+        self.index = index  # the served models' GMF item vectors in Milvus (retrieval "ann")
+        self.retrieval_candidates = retrieval_candidates  # found by GMF, ordered by NeuMF (COLLABORATIVE_CANDIDATES)
+        self._pool = ThreadPoolExecutor(max_workers=SOURCE_THREADS, thread_name_prefix="recommend")
+        self.user_states = UserStates(events, users, products, recent_items, self._pool)
 
     def recommend(self, user_id: str, strategy: str = "hybrid", limit: int = 10, category: str | None = None,
                   exclude: Sequence[str] | None = None, weights: dict[str, float] | None = None,
@@ -151,63 +168,89 @@ class Recommender:
         return order, blended, rank_scores, effective
 
     def _context(self, user_id: str, exclude: Sequence[str]) -> _Context:
-        user = self.users.get([user_id]).get(user_id)
-        vector = _unit(user.vector) if user is not None and np.any(user.vector) else None
-        recent = self.events.recent_products(user_id, self.recent_items)
-        context = _Context(user_id, self.events.products_of(user_id, exclude), recent, vector,
-                           self.collaborative.current() if self.collaborative is not None else None)
-        if recent:
-            found = self.products.get(recent, fields=("product_id", DENSE_FIELD))
-            if found:
-                context.recent_vector = _unit(np.mean([row[DENSE_FIELD] for row in found.values()], axis=0))
-        return context
+        state = self.user_states.get(user_id)
+        return _Context(user_id, state.consumed(exclude), state.recent, state.vector,
+                        self.collaborative.current() if self.collaborative is not None else None,
+                        state.recent_vector)
 
     def _gather(self, context: _Context, sources: set[str], category: str | None, size: int) -> Candidates:
         """Each source's `size` best candidates; their union, filtered (active, category, not consumed), is
         scored by every source in `sources`."""
         product_filter = ProductFilter(category=category, active=True, exclude_ids=tuple(sorted(context.consumed)))
-        proposed: dict[str, list[str]] = {}
         model = context.model[1] if context.model else None
+        pending: dict[str, Future] = {}  # the sources that wait on a store, asked first
+        for source, query in (("content", context.vector), ("similar", context.recent_vector)):
+            if source in sources:
+                pending[source] = self._pool.submit(self.products.nearest, query, size, product_filter,
+                                                    fields=("product_id",))
+        for source in COLD_START_SOURCES:
+            if source in sources:
+                pending[source] = self._pool.submit(self.popular, size, product_filter, ("product_id",),
+                                                    source == "popular")
+        proposed: dict[str, list[str]] = {}
         if "collaborative" in sources:
-            proposed["collaborative"] = [product_id for product_id, _ in model.recommend(
-                context.user_id, size + MODEL_MARGIN, context.consumed)]
+            proposed["collaborative"] = self._collaborative_candidates(context, size)
         if "item" in sources:
             proposed["item"] = [product_id for product_id, _ in model.item_knn.recommend_recent(
                 context.recent, size + MODEL_MARGIN, context.consumed)]
+        for source, future in pending.items():
+            found = future.result()
+            proposed[source] = [hit.product["product_id"] for hit in found] if source in ("content", "similar") \
+                else list(found)
+        union = list(dict.fromkeys(product_id for ids in proposed.values() for product_id in ids))
+        rows = self._pool.submit(self.products.get, union, fields=("product_id", "active", "category", DENSE_FIELD))
+        raw = self._raw_scores(context, sources, union)
+        rows = rows.result()
+        keep = [i for i, product_id in enumerate(union) if product_id in rows and rows[product_id]["active"]
+                and (category is None or rows[product_id]["category"] == category)]
+        union = [union[i] for i in keep]
+        raw = {source: values[keep] for source, values in raw.items()}
+        vectors = np.array([rows[product_id][DENSE_FIELD] for product_id in union], dtype=np.float32)
         for source, query in (("content", context.vector), ("similar", context.recent_vector)):
             if source in sources:
-                proposed[source] = [hit.product["product_id"] for hit in self.products.nearest(
-                    query, size, product_filter, fields=("product_id",))]
-        for source in COLD_START_SOURCES:
-            if source in sources:
-                proposed[source] = list(self.popular(size, product_filter, ("product_id",), source == "popular"))
-        union = list(dict.fromkeys(product_id for ids in proposed.values() for product_id in ids))
-        rows = self.products.get(union, fields=("product_id", "active", "category", DENSE_FIELD))
-        union = [product_id for product_id in union if product_id in rows and rows[product_id]["active"]
-                 and (category is None or rows[product_id]["category"] == category)]
+                raw[source] = vectors @ query if len(union) else np.empty(0)
         proposed_by: dict[str, set[str]] = {product_id: set() for product_id in union}
         for source, ids in proposed.items():
             for product_id in [product_id for product_id in ids if product_id in proposed_by][:size]:
                 proposed_by[product_id].add(source)
-        return Candidates(union, proposed_by, self._raw_scores(context, sources, union, rows),
+        return Candidates(union, proposed_by, {source: raw[source] for source in SOURCES if source in raw},
                           context.model[0] if context.model else None)
 
-    def _raw_scores(self, context: _Context, sources: set[str], union: list[str], rows: dict[str, dict]
-                    ) -> dict[str, np.ndarray]:
+    def _collaborative_candidates(self, context: _Context, size: int) -> list[str]:
+        """The model's best products for the user: NeuMF over the whole catalogue (retrieval "exact"), or
+        NeuMF's best of the COLLABORATIVE_CANDIDATES best by the GMF part (by ANN in Milvus, "ann"; in process,
+        "gmf" or when the index cannot answer)."""
+        version, model = context.model
+        if self.retrieval == "exact":
+            return [product_id for product_id, _ in model.recommend(context.user_id, size + MODEL_MARGIN,
+                                                                    context.consumed)]
+        wanted = max(size + MODEL_MARGIN, self.retrieval_candidates)
+        found = None
+        if self.retrieval == "ann" and self.index is not None:
+            try:
+                found = self.index.search(version, model.gmf_user(context.user_id), wanted,
+                                          tuple(sorted(context.consumed)))
+            except Exception as exc:  # e.g. the collection of a model this process serves late was dropped
+                log.warning("collaborative ANN search of %s failed (%s): scoring in process", version, exc)
+        if found is None:
+            found = model.retrieve(context.user_id, wanted, context.consumed)
+        ids = [product_id for product_id, _ in found]
+        scores = model.score_ids(context.user_id, ids)
+        return [ids[i] for i in np.argsort(-scores, kind="stable")[:size + MODEL_MARGIN]]
+
+    def _raw_scores(self, context: _Context, sources: set[str], union: list[str]) -> dict[str, np.ndarray]:
+        """The model and popularity sources' scores of the union (the content sources need its vectors)."""
+        popularity = {source: self._pool.submit(self.events.popularity_of, union, source == "popular")
+                      for source in COLD_START_SOURCES if source in sources}
         raw: dict[str, np.ndarray] = {}
         model = context.model[1] if context.model else None
         if "collaborative" in sources:
             raw["collaborative"] = model.score_ids(context.user_id, union)
         if "item" in sources:
             raw["item"] = _positive(model.item_knn.score_recent(context.recent, union))
-        vectors = np.array([rows[product_id][DENSE_FIELD] for product_id in union], dtype=np.float32)
-        for source, query in (("content", context.vector), ("similar", context.recent_vector)):
-            if source in sources:
-                raw[source] = vectors @ query if len(union) else np.empty(0)
-        for source in COLD_START_SOURCES:
-            if source in sources:
-                popularity = self.events.popularity_of(union, all_time=source == "popular")
-                raw[source] = _positive(np.array([popularity.get(product_id, 0.0) for product_id in union]))
+        for source, future in popularity.items():
+            counts = future.result()
+            raw[source] = _positive(np.array([counts.get(product_id, 0.0) for product_id in union]))
         return raw
 
     def popular(self, limit: int, product_filter: ProductFilter, fields: Sequence[str] = PRODUCT_FIELDS,
@@ -328,8 +371,3 @@ def _positive(values: np.ndarray) -> np.ndarray:
     """A score of 0 or less is no evidence: NaN."""
     values = np.asarray(values, dtype=np.float64)
     return np.where(values > 0, values, np.nan)
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return (vector / norm).astype(np.float32) if norm else vector

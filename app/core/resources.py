@@ -15,6 +15,7 @@ from app.core.ingest import EventIngestor
 from app.core.ranker import ServedRanker, train_served
 from app.core.recommend import Recommender
 from app.storage.attribution import ImpressionLog
+from app.storage.collaborative_index import CollaborativeIndex
 from app.storage.events import EventStore, make_engine
 from app.storage.products import ProductStore, connect
 from app.storage.sql_tables import create_tables
@@ -102,7 +103,8 @@ class Resources:
     def served_model(self) -> ServedModel:
         def create() -> ServedModel:
             self._limit_torch_threads()
-            return ServedModel(self.settings.resolved_models_dir, self.settings.model_check_seconds)
+            index = CollaborativeIndex(self.client) if self.settings.collaborative_retrieval == "ann" else None
+            return ServedModel(self.settings.resolved_models_dir, self.settings.model_check_seconds, index)
         return self._build("_served_model", create)
 
     @property
@@ -112,7 +114,8 @@ class Resources:
             self.products, self.users, self.events, settings.recommendation_candidates, self.served_model,
             settings.popular_cache_seconds, settings.recommendation_source_weights,
             settings.recommendation_exclude_types, settings.recommendation_rank_constant,
-            settings.recommendation_recent_items,
+            settings.recommendation_recent_items, settings.collaborative_retrieval, self.served_model.index,
+            settings.collaborative_candidates,
         ))
 
     @property

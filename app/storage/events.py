@@ -261,6 +261,16 @@ class EventStore:
                 .order_by(latest.desc(), func.max(events.c.id).desc()).limit(limit)
             ).scalars())
 
+    def touched(self, user_id: str) -> list[tuple[str, str, float, int]]:
+        """(product_id, event_type, latest time, latest row id) of each product and type the user has events of:
+        in one read, what `products_of`, `recent_products` and the user's latest event (a cache key) need."""
+        with self.engine.connect() as connection:
+            return [(product_id, event_type, float(at), int(row_id)) for product_id, event_type, at, row_id in
+                    connection.execute(
+                        select(events.c.product_id, events.c.event_type, func.max(events.c.occurred_at),
+                               func.max(events.c.id))
+                        .where(events.c.user_id == user_id).group_by(events.c.product_id, events.c.event_type))]
+
     def popular_products(self, limit: int, offset: int = 0, category: str | None = None, all_time: bool = False
                          ) -> list[tuple[str, float]]:
         """(product_id, today's decayed score), most popular first; `all_time`: (product_id, events), most first."""

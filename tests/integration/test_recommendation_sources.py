@@ -7,6 +7,7 @@ from scipy import sparse
 from app.core.collaborative import ServedModel
 from app.core.recommend import SOURCES, STRATEGY_SOURCES, Recommender
 from app.core.training_data import event_interactions
+from app.storage.collaborative_index import CollaborativeIndex, collection_of
 from app.storage.events import EVENT_TYPES
 from app.storage.milvus_filters import ProductFilter
 from ncf.data import from_records
@@ -155,3 +156,91 @@ def test_item_knn_is_the_cosine_of_co_occurrence_and_survives_a_round_trip(tmp_p
     loaded = ItemKNN.load(knn.save(tmp_path / "knn"))
     assert (loaded.similarities != knn.similarities).nnz == 0 and sparse.isspmatrix_csr(loaded.similarities)
     assert loaded.recommend("u1", 3) == knn.recommend("u1", 3) and [p for p, _ in loaded.recommend("u1", 3)] == ["b", "a", "c"]
+
+
+def retrieving(res, models, retrieval: str) -> Recommender:
+    """A recommender over `models` whose collaborative candidates come by `retrieval` (ann: from Milvus)."""
+    index = CollaborativeIndex(res.client)
+    return Recommender(res.products, res.users, res.events, 30, ServedModel(models, 0.0, index), 0.0,
+                       exclude=EVENT_TYPES, retrieval=retrieval, index=index)
+
+
+def ids_of(result) -> list[str]:
+    return [item.product["product_id"] for item in result.items]
+
+
+def test_collaborative_candidates_by_ann_over_the_gmf_vectors_the_model_published(res, served, tmp_path,
+                                                                                   monkeypatch):
+    model, user = publish(res, tmp_path, 3, "20260303T000000Z"), USERS[3]
+    ann, version = retrieving(res, tmp_path, "ann"), "ncf-20260303T000000Z-000003"
+    searched = []
+    search = ann.index.search
+    monkeypatch.setattr(ann.index, "search", lambda *args, **kwargs: searched.append(args[0]) or search(*args, **kwargs))
+    result = ann.recommend(user, "ncf", 10)
+    assert result.model == version and searched == [version]
+    name = collection_of(version)
+    assert res.client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"] == len(model.item_ids)
+    stored = res.client.get(name, ids=model.item_ids.ids[:5], output_fields=["product_id", "vector"])
+    published = dict(zip(model.item_ids.ids, model.tables.gmf_items()))
+    assert all(np.allclose(row["vector"], published[row["product_id"]], atol=1e-6) for row in stored)
+    # the index is FLAT (exact): ANN finds what the GMF part ranks first in process; NeuMF orders them
+    touched = res.events.products_of(user, EVENT_TYPES)
+    pool = [product_id for product_id, _ in model.retrieve(user, ann.retrieval_candidates, touched)]
+    ids = ids_of(result)
+    assert len(ids) == 10 and set(ids) <= set(pool) and not set(ids) & touched
+    assert ids == ids_of(retrieving(res, tmp_path, "gmf").recommend(user, "ncf", 10))
+    scores = model.score_ids(user, ids)
+    assert list(scores) == sorted(scores, reverse=True)
+    best_of_pool = active_in(res, [pool[i] for i in np.argsort(-model.score_ids(user, pool), kind="stable")])
+    assert ids == best_of_pool[:10]
+
+
+def test_a_model_swap_never_mixes_one_models_vectors_with_anothers_weights(res, served, tmp_path, monkeypatch):
+    publish(res, tmp_path, 4, "20260304T000000Z")
+    ann, user = retrieving(res, tmp_path, "ann"), USERS[4]
+    versions = [f"ncf-2026030{n}T000000Z-00000{n}" for n in (4, 5, 6)]
+    before = ann.recommend(user, "hybrid", 30)
+    assert before.model == versions[0]
+    search, searched = ann.index.search, []
+
+    def publish_during_the_search(version, *args, **kwargs):  # after the snapshot, before the scoring
+        if not searched:
+            publish(res, tmp_path, 5, "20260305T000000Z")
+            assert ann.collaborative.current()[0] == versions[1]  # served (and published) now
+        searched.append(version)
+        return search(version, *args, **kwargs)
+
+    monkeypatch.setattr(ann.index, "search", publish_during_the_search)
+    during = ann.recommend(user, "hybrid", 30)
+    assert searched[0] == versions[0] and during.model == versions[0]
+    assert [(ids_of(during), [item.scores for item in during.items])] == [(ids_of(before),
+                                                                           [item.scores for item in before.items])]
+    after = ann.recommend(user, "hybrid", 30)
+    assert after.model == versions[1] and searched[1] == versions[1]
+    assert {collection_of(v) for v in versions[:2]} <= set(res.client.list_collections())
+    publish(res, tmp_path, 6, "20260306T000000Z")
+    assert ann.recommend(user, "ncf", 10).model == versions[2]
+    collections = set(res.client.list_collections())
+    assert collection_of(versions[0]) not in collections  # older than the last two: dropped
+    assert {collection_of(v) for v in versions[1:]} <= collections
+    # a process that serves a version whose collection is gone scores the GMF vectors itself
+    res.client.drop_collection(collection_of(versions[2]))
+    exact = retrieving(res, tmp_path, "gmf").recommend(user, "ncf", 10)
+    assert ids_of(ann.recommend(user, "ncf", 10)) == ids_of(exact)
+
+
+def test_user_state_is_kept_until_the_users_next_event(client, res, served, recommender, monkeypatch, catalog):
+    user = USERS[6]
+    reads = []
+    get = res.users.get
+    monkeypatch.setattr(res.users, "get", lambda ids: reads.append(list(ids)) or get(ids))
+    first = recommender.recommend(user, "similar", 10)
+    again = recommender.recommend(user, "similar", 10)
+    assert reads == [[user]] and ids_of(first) == ids_of(again)
+    product = next(p["product_id"] for p in catalog if p["active"] and p["product_id"] not in ids_of(first))
+    assert client.post("/events", json={"user_id": user, "product_id": product, "event_type": "purchase"}
+                       ).status_code == 200
+    reads.clear()  # the ingestion's own
+    after = recommender.recommend(user, "similar", 10)
+    assert reads == [[user]] and product not in ids_of(after)
+    assert recommender.user_states.get(user).recent[0] == product

@@ -27,6 +27,7 @@ from ncf.item_knn import ItemKNN
 from ncf.mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from ncf.model import SHARE_SCALE, NeuMF
 from ncf.recommender import NCFRecommender, latest_model_dir
+from ncf.scoring import ScoringTables
 from ncf.train import TrainConfig, split_data
 
 SMALL = TrainConfig(epochs=25, batch_size=256, lr=0.005, embed_dim=16, layers=(32, 16), negatives=4, patience=4,
@@ -480,3 +481,27 @@ def test_cli_item_features_can_be_turned_off(tmp_path):
     off = trained("--source", "movielens", "--path", str(tmp_path / "ml"), "--no-item-features")
     assert off["train"]["item_features"] is False and off["item_features"] is None
     assert off["model"]["n_attribute_values"] == 0 and not (latest_model_dir(out) / "item_features.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["ids", "attributes", "attribute shares"])
+def test_scoring_tables_give_the_forward_pass_logits_and_the_gmf_towers_its_gmf_part(kind):
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    attributes = {"n_attribute_values": 6, "item_attributes": rng.integers(-1, 6, (40, 3))} if kind != "ids" else {}
+    shares = {"value_fields": np.array([0, 0, 1, 1, 2, 2])} if kind == "attribute shares" else {}
+    model = NeuMF(12, 40, 8, (16, 8), **attributes, **shares)
+    for parameter in model.parameters():  # trained-looking weights: biases and share weights non-zero
+        torch.nn.init.normal_(parameter, std=0.3)
+    model.set_history(rng.integers(0, 12, 60), rng.integers(0, 40, 60))
+    tables = ScoringTables(model.eval())
+    for user in (0, 7):
+        forward = model.score(np.full(40, user), np.arange(40))
+        assert np.allclose(tables.score(user), forward, atol=1e-5)
+        assert np.allclose(tables.score(user, np.array([39, 3, 3])), forward[[39, 3, 3]], atol=1e-5)
+        with torch.no_grad():
+            items = torch.arange(40)
+            gmf_item = model.gmf_item(items) + (model.gmf_attribute(model.item_attributes) if attributes else 0)
+            gmf = model.output.weight[0, :8] @ (model.gmf_user.weight[user] * gmf_item).T
+            expected = (gmf + model.output.bias + model.item_bias).numpy()
+        assert np.allclose(tables.gmf_items() @ tables.gmf_user(user), expected, atol=1e-5)
+        assert np.allclose(tables.gmf_scores(user), expected, atol=1e-5)
