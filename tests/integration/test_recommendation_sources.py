@@ -48,13 +48,21 @@ def active_in(res, product_ids):
     return [product_id for product_id in product_ids if product_id in rows and rows[product_id]["active"]]
 
 
+def item_to_item(res, model, user) -> list[str]:
+    """The active products item-kNN proposes from the user's 5 latest products, best first."""
+    recent, touched = res.events.recent_products(user, 5), res.events.products_of(user, EVENT_TYPES)
+    return active_in(res, [p for p, _ in model.item_knn.recommend_recent(recent, 60, touched)])
+
+
 def test_each_source_alone_ranks_by_its_own_signal(res, served, recommender):
-    model, user = served[1], USERS[0]
+    model = served[1]
+    # a user whose latest products have 10 neighbours (how many do depends on the events earlier tests added)
+    user = next(user for user in USERS if len(item_to_item(res, model, user)) >= 10)
     touched = res.events.products_of(user, EVENT_TYPES)
     recent = res.events.recent_products(user, 5)
     expected = {
         "ncf": active_in(res, [p for p, _ in model.recommend(user, 60, touched)])[:10],
-        "item": active_in(res, [p for p, _ in model.item_knn.recommend_recent(recent, 60, touched)])[:10],
+        "item": item_to_item(res, model, user)[:10],
         "content": [hit.product["product_id"] for hit in res.products.nearest(
             res.users.get([user])[user].vector / np.linalg.norm(res.users.get([user])[user].vector), 10,
             ProductFilter(exclude_ids=tuple(sorted(touched))), fields=("product_id",))],
