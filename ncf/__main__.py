@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ncf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser("train", help="train NeuMF and the baselines, write a model directory")
-    train_parser.add_argument("--source", choices=("movielens",), required=True)
+    train_parser.add_argument("--source", choices=("movielens",), required=True,
+                              help="the files to train on (the service's events: python -m app.ops.cli train)")
     train_parser.add_argument("--path", type=Path, required=True, help="MovieLens directory holding ratings.csv")
     add_train_options(train_parser)
     evaluate_parser = commands.add_parser("evaluate", help="re-evaluate a saved model on its split, print JSON")
