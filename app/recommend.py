@@ -5,7 +5,9 @@ the user's most recent products, trained with the model), `content` (Milvus sear
 `similar` (Milvus search with the mean vector of the user's most recent products), `popular` (all-time event
 counts) and `trending` (popularity decayed by POPULARITY_HALF_LIFE_DAYS). Each source that can score the
 union ranks it; a candidate's per-source score is (k + 1) / (k + rank), 1 for that source's best, and its
-blended score the weighted sum (weights renormalised over the sources available for the user).
+blended score the weighted sum (weights renormalised over the sources available for the user): the rank blend.
+The learned blend (`blend="learned"`) ranks the union by the served model's blender instead (ncf/blender.py),
+for users the model knows, when the model directory has one.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from .events import EventStore
 from .milvus_filters import ProductFilter
-from .settings import RECOMMENDATION_SOURCES
+from .settings import RECOMMENDATION_BLENDS, RECOMMENDATION_SOURCES
 from .store import DENSE_FIELD, PRODUCT_FIELDS, ProductStore
 from .users import UserVectorStore
 from .weights import effective_weights
@@ -30,6 +32,7 @@ SOURCES = RECOMMENDATION_SOURCES
 STRATEGY_SOURCES = {"ncf": "collaborative", "item": "item", "content": "content", "similar": "similar",
                     "popular": "popular", "trending": "trending"}  # single-source strategies
 STRATEGIES = ("hybrid", *STRATEGY_SOURCES)
+BLENDS = RECOMMENDATION_BLENDS
 COLD_START_SOURCES = ("popular", "trending")
 POPULAR_MARGIN = 16  # popular products read beyond the ones wanted, for those found inactive
 POPULAR_CACHED = 200  # popular products a process keeps per category (POPULAR_CACHE_SECONDS)
@@ -56,9 +59,10 @@ class Recommendation:
 class Recommendations:
     strategy: str  # the strategy actually used
     cold_start: bool
-    weights: dict[str, float]  # effective weights (renormalised over the sources available)
+    weights: dict[str, float]  # effective weights (renormalised over the sources available); {}: learned blend
     items: list[Recommendation]
     model: str | None = None  # the version of the model whose scores were used
+    blend: str = "rank"  # the blend actually used
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Candidates:
     proposed_by: dict[str, set[str]]
     raw: dict[str, np.ndarray]  # source → scores aligned with product_ids (NaN: no opinion)
     model: str | None = None
+    learned: np.ndarray | None = None  # the model's blender's scores (None: no blender, or a user it does not know)
 
 
 @dataclass
@@ -99,7 +104,7 @@ class Recommender:
     def __init__(self, products: ProductStore, users: UserVectorStore, events: EventStore, candidates: int,
                  collaborative: CollaborativeScorer | None = None, popular_cache_seconds: float = 0.0,
                  weights: dict[str, float] | None = None, exclude: Sequence[str] = ("purchase",),
-                 rank_constant: int = 60, recent_items: int = 5):
+                 rank_constant: int = 60, recent_items: int = 5, blend: str = "rank"):
         self.products = products
         self.users = users
         self.events = events
@@ -110,15 +115,17 @@ class Recommender:
         self.exclude = tuple(exclude)  # event types whose products are not recommended again
         self.rank_constant = rank_constant
         self.recent_items = recent_items
+        self.blend_default = blend  # rank | learned (learned falls back to rank without a blender)
         self._popular_cache: dict[tuple[str | None, bool], tuple[float, dict[str, dict]]] = {}
         self._popular_cache_lock = threading.Lock()
 
     def recommend(self, user_id: str, strategy: str = "hybrid", limit: int = 10, category: str | None = None,
                   exclude: Sequence[str] | None = None, weights: dict[str, float] | None = None,
-                  cold_start: str = "popular") -> Recommendations:
+                  cold_start: str = "popular", blend: str | None = None) -> Recommendations:
         """The `limit` best products for the user; `exclude`: event types whose products are left out
         (None: the deployment's). A single-source strategy unavailable for the user falls back to hybrid;
-        a user with no personal source gets the `cold_start` source (popular or trending)."""
+        a user with no personal source gets the `cold_start` source (popular or trending). The hybrid's
+        `blend` (None: the deployment's) is `rank` whenever `weights` are given."""
         context = self._context(user_id, self.exclude if exclude is None else exclude)
         available = context.available()
         personal = available - set(COLD_START_SOURCES)
@@ -128,23 +135,30 @@ class Recommender:
         if strategy == "hybrid" and not personal:
             strategy, wanted = cold_start, {cold_start: 1.0}
         sources = available if strategy == "hybrid" else set(wanted)
-        candidates = self._gather(context, sources, category, self.candidates if strategy == "hybrid" else limit)
-        return self._ranked(candidates, wanted, strategy, not personal, limit)
+        learned = strategy == "hybrid" and weights is None and (blend or self.blend_default) == "learned"
+        candidates = self._gather(context, sources, category, self.candidates if strategy == "hybrid" else limit,
+                                  learned)
+        return self._ranked(candidates, wanted, strategy, not personal, limit, learned)
 
     def candidate_union(self, user_id: str, category: str | None = None, exclude: Sequence[str] | None = None
                    ) -> Candidates:
-        """The hybrid union with every available source's raw scores (what `blend` ranks), e.g. to tune weights."""
+        """The hybrid union with every available source's raw scores and the blender's (what `blend` ranks), e.g.
+        to tune weights."""
         context = self._context(user_id, self.exclude if exclude is None else exclude)
-        return self._gather(context, context.available(), category, self.candidates)
+        return self._gather(context, context.available(), category, self.candidates, learned=True)
 
-    def blend(self, candidates: Candidates, weights: dict[str, float]
+    def blend(self, candidates: Candidates, weights: dict[str, float], learned: bool = False
               ) -> tuple[list[int], np.ndarray, dict[str, np.ndarray], dict[str, float]]:
-        """(order of the candidates, blended scores, per-source rank scores, effective weights)."""
+        """(order of the candidates, blended scores, per-source rank scores, effective weights): the rank
+        blend, or with `learned` the blender's scores when the candidates have them (effective weights {})."""
         rank_scores = {source: _rank_scores(values, self.rank_constant) for source, values in candidates.raw.items()}
-        effective = effective_weights(weights, set(rank_scores))
-        blended = np.zeros(len(candidates.product_ids))
-        for source, weight in effective.items():
-            blended += weight * np.nan_to_num(rank_scores[source])
+        if learned and candidates.learned is not None:
+            blended, effective = candidates.learned, {}
+        else:
+            effective = effective_weights(weights, set(rank_scores))
+            blended = np.zeros(len(candidates.product_ids))
+            for source, weight in effective.items():
+                blended += weight * np.nan_to_num(rank_scores[source])
         order = sorted(range(len(blended)), key=lambda i: (-blended[i], candidates.product_ids[i]))
         return order, blended, rank_scores, effective
 
@@ -160,9 +174,10 @@ class Recommender:
                 context.recent_vector = _unit(np.mean([row[DENSE_FIELD] for row in found.values()], axis=0))
         return context
 
-    def _gather(self, context: _Context, sources: set[str], category: str | None, size: int) -> Candidates:
+    def _gather(self, context: _Context, sources: set[str], category: str | None, size: int, learned: bool = False
+                ) -> Candidates:
         """Each source's `size` best candidates; their union, filtered (active, category, not consumed), is
-        scored by every source in `sources`."""
+        scored by every source in `sources` (`learned`: and by the model's blender, if it has one)."""
         product_filter = ProductFilter(category=category, active=True, exclude_ids=tuple(sorted(context.consumed)))
         proposed: dict[str, list[str]] = {}
         model = context.model[1] if context.model else None
@@ -188,7 +203,8 @@ class Recommender:
             for product_id in [product_id for product_id in ids if product_id in proposed_by][:size]:
                 proposed_by[product_id].add(source)
         return Candidates(union, proposed_by, self._raw_scores(context, sources, union, rows),
-                          context.model[0] if context.model else None)
+                          context.model[0] if context.model else None,
+                          _learned(context, sources, union, proposed_by) if learned else None)
 
     def _raw_scores(self, context: _Context, sources: set[str], union: list[str], rows: dict[str, dict]
                     ) -> dict[str, np.ndarray]:
@@ -266,12 +282,14 @@ class Recommender:
         blended, effective = _blend(normalised, weights)
         return sorted(range(len(ranked_ids)), key=lambda i: (-blended[i], i)), blended, normalised, effective
 
-    def _ranked(self, candidates: Candidates, weights: dict[str, float], strategy: str, cold_start: bool, limit: int) -> Recommendations:
+    def _ranked(self, candidates: Candidates, weights: dict[str, float], strategy: str, cold_start: bool, limit: int,
+                learned: bool = False) -> Recommendations:
         """The `limit` best candidates by blended score, read in full."""
+        learned = learned and candidates.learned is not None
         if not candidates.product_ids:
             return Recommendations(strategy, cold_start, effective_weights(weights, set(candidates.raw)), [],
                                    candidates.model)
-        order, blended, rank_scores, effective = self.blend(candidates, weights)
+        order, blended, rank_scores, effective = self.blend(candidates, weights, learned)
         ids = candidates.product_ids
         products = self.products.get([ids[i] for i in order[:limit]])
         items = [
@@ -280,7 +298,20 @@ class Recommender:
                            sorted(candidates.proposed_by[ids[i]]))
             for i in order[:limit] if ids[i] in products  # unless deleted meanwhile
         ]
-        return Recommendations(strategy, cold_start, effective, items, candidates.model)
+        return Recommendations(strategy, cold_start, effective, items, candidates.model,
+                               "learned" if learned else "rank")
+
+
+def _learned(context: _Context, sources: set[str], union: list[str], proposed_by: dict[str, set[str]]
+             ) -> np.ndarray | None:
+    """The served model's blender's scores of the union, for a user the model knows (None otherwise)."""
+    model = context.model[1] if context.model else None
+    if model is None or model.blender is None or "collaborative" not in sources or not union:
+        return None
+    from ncf.blender import PROPOSERS
+
+    proposed = {source: np.array([source in proposed_by[product_id] for product_id in union]) for source in PROPOSERS}
+    return model.blender.score(model.blender.evidence(model, context.user_id, context.recent, union, proposed))
 
 
 def score_breakdown(normalised: dict[str, np.ndarray | None], position: int) -> dict[str, float | None]:

@@ -108,7 +108,7 @@ class Resources:
             self.products, self.users, self.events, settings.recommendation_candidates, self.served_model,
             settings.popular_cache_seconds, settings.recommendation_source_weights,
             settings.recommendation_exclude_types, settings.recommendation_rank_constant,
-            settings.recommendation_recent_items,
+            settings.recommendation_recent_items, settings.recommendation_blend,
         ))
 
     @property

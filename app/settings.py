@@ -16,6 +16,7 @@ PERSONALIZATION_SOURCES = ("search", "collaborative", "popular")
 EMBEDDING_BACKENDS = ("torch", "onnx", "openvino")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RECOMMENDATION_SOURCES = ("collaborative", "item", "content", "similar", "popular", "trending")
+RECOMMENDATION_BLENDS = ("rank", "learned")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Settings:
     recommendation_exclude: str = "purchased,rated"  # products not recommended again (see EXCLUDABLE), or none
     recommendation_rank_constant: int = 60  # k of the blend's per-source score (k + 1) / (k + rank)
     recommendation_recent_items: int = 5  # the user's latest products the item-to-item sources start from
+    # hybrid blend: rank (weighted reciprocal ranks) or learned (the model's blender; rank without one)
+    recommendation_blend: str = "learned"
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
@@ -107,6 +110,9 @@ class Settings:
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad
         parse_weights(self.recommendation_weights, RECOMMENDATION_SOURCES)
         parse_exclude(self.recommendation_exclude)
+        if self.recommendation_blend not in RECOMMENDATION_BLENDS:
+            raise ValueError(f"RECOMMENDATION_BLEND must be one of {RECOMMENDATION_BLENDS}, "
+                             f"got {self.recommendation_blend!r}")
 
     @property
     def personalization_weights(self) -> dict[str, float]:

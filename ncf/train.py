@@ -49,6 +49,7 @@ class TrainConfig:
     refit: bool = True  # serve weights retrained on every interaction (`refit`), not the evaluation run's
     item_features: bool = True  # `python -m ncf train` gives NeuMF the source's item attributes (see ItemFeatures)
     attribute_shares: bool = True  # with item features: the user's shares of the item's values (see NeuMF)
+    blender: bool = True  # fit the learned blend of recommendation candidates with the model (ncf/blender.py)
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
