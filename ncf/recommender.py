@@ -21,7 +21,7 @@ from .blender import Blender, fit_blender
 from .item_knn import ItemKNN
 from .mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from .model import NeuMF
-from .train import History, TrainConfig, fit, refit, split_data
+from .train import History, TrainConfig, fit, refit, split_data, use_threads
 
 WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
 EVALUATION_WEIGHTS_FILE, ITEM_FEATURES_FILE, ITEM_KNN_FILE = "evaluation_model.pt", "item_features.json", "item_knn.npz"
@@ -62,6 +62,7 @@ class NCFRecommender:
 
     def fit_blender(self, interactions: Interactions) -> Blender | None:
         """The learned blend, on the evaluation run's split of `interactions` (the ones the model was fit on)."""
+        use_threads(self.config)
         self.blender = fit_blender(self.evaluation_model, split_data(interactions, self.config),
                                    np.bincount(interactions.items, minlength=interactions.n_items))
         return self.blender
