@@ -304,14 +304,19 @@ class Recommender:
 
 def _learned(context: _Context, sources: set[str], union: list[str], proposed_by: dict[str, set[str]]
              ) -> np.ndarray | None:
-    """The served model's blender's scores of the union, for a user the model knows (None otherwise)."""
+    """The served model's blender's scores of the union, for a user the model knows (None otherwise).
+
+    The blender learnt from candidates of PROPOSERS only: the others (proposed by `content`, `similar` or
+    `trending` alone) come after them."""
     model = context.model[1] if context.model else None
     if model is None or model.blender is None or "collaborative" not in sources or not union:
         return None
     from ncf.blender import PROPOSERS
 
     proposed = {source: np.array([source in proposed_by[product_id] for product_id in union]) for source in PROPOSERS}
-    return model.blender.score(model.blender.evidence(model, context.user_id, context.recent, union, proposed))
+    scores = model.blender.score(model.blender.evidence(model, context.user_id, context.recent, union, proposed))
+    known = np.any(list(proposed.values()), axis=0)
+    return np.where(known, scores, scores[known].min() - 1.0 if known.any() else 0.0)
 
 
 def score_breakdown(normalised: dict[str, np.ndarray | None], position: int) -> dict[str, float | None]:

@@ -67,8 +67,9 @@ class Settings:
     recommendation_exclude: str = "purchased,rated"  # products not recommended again (see EXCLUDABLE), or none
     recommendation_rank_constant: int = 60  # k of the blend's per-source score (k + 1) / (k + rank)
     recommendation_recent_items: int = 5  # the user's latest products the item-to-item sources start from
-    # hybrid blend: rank (weighted reciprocal ranks) or learned (the model's blender; rank without one)
-    recommendation_blend: str = "learned"
+    # hybrid blend: rank (weighted rank scores) or learned (the model's blender; rank without one); chosen on
+    # the MovieLens validation split (docs/recommendations.md)
+    recommendation_blend: str = "rank"
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
