@@ -314,9 +314,14 @@ def _learned(context: _Context, sources: set[str], union: list[str], proposed_by
     from ncf.blender import PROPOSERS
 
     proposed = {source: np.array([source in proposed_by[product_id] for product_id in union]) for source in PROPOSERS}
-    scores = model.blender.score(model.blender.evidence(model, context.user_id, context.recent, union, proposed))
-    known = np.any(list(proposed.values()), axis=0)
-    return np.where(known, scores, scores[known].min() - 1.0 if known.any() else 0.0)
+    known = np.flatnonzero(np.any(list(proposed.values()), axis=0))  # ranks are features: among these only
+    scores = np.zeros(len(union))
+    if len(known):
+        scores[known] = model.blender.score(model.blender.evidence(
+            model, context.user_id, context.recent, [union[i] for i in known],
+            {source: flags[known] for source, flags in proposed.items()}))
+        scores[np.setdiff1d(np.arange(len(union)), known)] = scores[known].min() - 1.0
+    return scores
 
 
 def score_breakdown(normalised: dict[str, np.ndarray | None], position: int) -> dict[str, float | None]:
