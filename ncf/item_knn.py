@@ -89,6 +89,14 @@ class ItemKNN(Recommender):
         items = self.item_ids.indices(list(product_ids))
         return np.where(items >= 0, profile[np.maximum(items, 0)] if len(profile) else 0.0, np.nan)
 
+    def similarities_to(self, recent: Sequence[str], product_ids: Sequence[str]) -> np.ndarray:
+        """(known recent items, in order) × products: each pair's similarity (0 for none or an unknown product)."""
+        known = self.item_ids.indices(list(recent))
+        known = known[known >= 0]
+        items = self.item_ids.indices(list(product_ids))
+        rows = self.similarities[known].toarray() if len(known) else np.zeros((0, len(self.item_ids)), np.float32)
+        return np.where(items[None, :] >= 0, rows[:, np.maximum(items, 0)], 0.0) if len(items) else rows[:, :0]
+
     def recommend_recent(self, recent: Sequence[str], k: int, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """The k items most similar to the `recent` ones (positive scores only), without `exclude`."""
         profile = self._profile(recent)

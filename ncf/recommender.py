@@ -3,7 +3,8 @@
 model.pt holds the served weights: by default NeuMF refit on every interaction. evaluation_model.pt (only
 when they differ) holds the evaluation run's weights, which metrics.json measures. item_features.json (only
 for a model with item features) holds the item → attribute-value table both use. item_knn.npz holds the
-item-to-item neighbours of the same interactions (directories written before it have none).
+item-to-item neighbours of the same interactions (directories written before it have none). blender.json
+holds the learned blend of recommendation candidates (ncf/blender.py), fitted with the model.
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ import torch
 
 from .base import Recommender
 from .data import Interactions
+from .blender import Blender, fit_blender
 from .item_knn import ItemKNN
 from .mappings import IdMapping, ItemFeatures, load_mappings, save_mappings
 from .model import NeuMF
 from .scoring import ScoringTables
-from .train import History, TrainConfig, fit, refit
+from .train import History, TrainConfig, fit, refit, split_data, use_threads
 
 WEIGHTS_FILE, MAPPINGS_FILE, CONFIG_FILE, METRICS_FILE = "model.pt", "mappings.json", "config.json", "metrics.json"
 EVALUATION_WEIGHTS_FILE, ITEM_FEATURES_FILE = "evaluation_model.pt", "item_features.json"
@@ -40,6 +42,7 @@ class NCFRecommender(Recommender):
         self.item_ids = IdMapping([])
         self.item_features: ItemFeatures | None = None  # each item's attribute values, aligned with item_ids
         self.item_knn: ItemKNN | None = None  # item-to-item neighbours of the served model's interactions
+        self.blender: Blender | None = None  # the learned blend of recommendation candidates
         self.history = History()  # of the evaluation run
         self.refit_history: History | None = None  # of the served model, when refit on every interaction
         self.metrics: dict = {}
@@ -64,7 +67,16 @@ class NCFRecommender(Recommender):
                                           if self.config.refit else (self.evaluation_model, None))
         self.user_ids, self.item_ids, self.item_features = interactions.user_ids, interactions.item_ids, item_features
         self.item_knn = ItemKNN().fit(interactions)
+        if self.config.blender:
+            self.fit_blender(interactions)
         return self
+
+    def fit_blender(self, interactions: Interactions) -> Blender | None:
+        """The learned blend, on the evaluation run's split of `interactions` (the ones the model was fit on)."""
+        use_threads(self.config)
+        self.blender = fit_blender(self.evaluation_model, split_data(interactions, self.config),
+                                   np.bincount(interactions.items, minlength=interactions.n_items))
+        return self.blender
 
     @property
     def served(self) -> dict:
@@ -108,6 +120,8 @@ class NCFRecommender(Recommender):
             self.item_features.save(directory / ITEM_FEATURES_FILE)
         if self.item_knn is not None:
             self.item_knn.save(directory)
+        if self.blender is not None:
+            self.blender.save(directory)
         config = {"train": self.config.to_dict(), "model": self.model.hyperparameters(), "source": self.source,
                   "item_features": None if self.item_features is None else self.item_features.summary(),
                   "served": self.served, "history": self.history.to_dict(),
@@ -128,6 +142,7 @@ class NCFRecommender(Recommender):
         recommender.user_ids, recommender.item_ids = load_mappings(directory / MAPPINGS_FILE)
         if (directory / ItemKNN.SIMILARITIES_FILE).is_file():
             recommender.item_knn = ItemKNN.load(directory)
+        recommender.blender = Blender.load(directory)
         recommender.history = History(**config["history"])
         if config.get("refit_history"):
             recommender.refit_history = History(**config["refit_history"])

@@ -49,6 +49,7 @@ class TrainConfig:
     refit: bool = True  # serve weights retrained on every interaction (`refit`), not the evaluation run's
     item_features: bool = True  # a training run gives NeuMF the source's item attributes (see ItemFeatures)
     attribute_shares: bool = True  # with item features: the user's shares of the item's values (see NeuMF)
+    blender: bool = True  # fit the learned blend of recommendation candidates with the model (ncf/blender.py)
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
@@ -118,6 +119,12 @@ def new_neumf(interactions: Interactions, config: TrainConfig, item_features: It
     return model
 
 
+def use_threads(config: TrainConfig) -> None:
+    """torch threads: `config.threads`, else $OMP_NUM_THREADS, else every core this process may use."""
+    torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
+                          or len(os.sched_getaffinity(0)))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -185,8 +192,7 @@ class _EpochTrainer:
     """Adam over the positives of `train` plus fresh sampled negatives each epoch, in shuffled mini-batches."""
 
     def __init__(self, model: nn.Module, train: Interactions, config: TrainConfig):
-        torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
-                              or len(os.sched_getaffinity(0)))
+        use_threads(config)
         seed_everything(config.seed)
         self.model, self.config, self.n_items = model.to(config.device), config, train.n_items
         self.rng = np.random.default_rng(config.seed)

@@ -20,7 +20,7 @@ bp = Blueprint("experiments", __name__, url_prefix="/experiments")
 # What a variant may override, per surface, with the checks of the request parameter it stands for.
 VARIANT_PARAMETERS = {"search": (SearchParams, ("mode", "fusion", "dense_weight", "ranker")),
                       "recommendations": (RecommendationParams, ("strategy", "weights", "exclude", "exclude_purchased",
-                                                                "cold_start"))}
+                                                                "cold_start", "blend"))}
 VARIANT_MODELS = {
     surface: create_model(f"{surface.title()}VariantParams", __config__=ConfigDict(extra="forbid"),
                           **{name: (model.model_fields[name].annotation, model.model_fields[name]) for name in names})

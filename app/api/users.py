@@ -11,7 +11,7 @@ from app.api.requests import ResponseModel, operation
 from app.api.schemas import AttributedList, FilterText, StoredProduct
 from app.config.weights import EXCLUDABLE, parse_exclude, parse_weights
 from app.core.catalog import Identifier
-from app.core.recommend import COLD_START_SOURCES, SOURCES, STRATEGIES, Recommendations
+from app.core.recommend import BLENDS, COLD_START_SOURCES, SOURCES, STRATEGIES, Recommendations
 from app.core.resources import resources
 from app.storage.events import EVENT_TYPES
 
@@ -52,6 +52,9 @@ class RecommendationParams(BaseModel):
     weights: SourceWeights | None = None
     cold_start: Literal[COLD_START_SOURCES] = Field(
         "popular", description="what a user without personal sources gets: all-time popular or trending")
+    blend: Literal[BLENDS] | None = Field(
+        None, description="hybrid blend: rank (weighted rank scores) or learned (the model's blender); default "
+                          "RECOMMENDATION_BLEND; weights= implies rank")
 
     def exclusions(self) -> tuple[str, ...] | None:
         """The event types to exclude (None: the deployment default)."""
@@ -108,7 +111,7 @@ class UserProfile(ResponseModel):
 
 class RecommendedProduct(StoredProduct):
     position: int = Field(description="1-based, for POST /events attribution")
-    score: float = Field(description="the weighted sum of `scores`")
+    score: float = Field(description="the weighted sum of `scores` (blend rank), or the blender's score (learned)")
     scores: dict[str, float | None] = Field(
         description="each source's rank score over the candidates, (k + 1) / (k + rank); None: no opinion")
     sources: list[str] = Field(description="the sources that proposed the product")
@@ -119,7 +122,9 @@ class UserRecommendations(AttributedList):
     requested_strategy: str
     strategy: str
     cold_start: bool
-    weights: dict[str, float]
+    weights: dict[str, float] = Field(description="the rank blend's effective weights ({} for the learned blend)")
+    blend: Literal[BLENDS] = Field(description="the blend used: learned needs a model with a blender that knows "
+                                               "the user, else rank")
     model: str | None = Field(description="the collaborative model version used, if any")
     results: list[RecommendedProduct]
 
@@ -160,12 +165,12 @@ def recommendations(user_id: str, params: RecommendationParams):
         params = params.model_copy(update=assignment.params)
     result: Recommendations = res.recommender.recommend(
         user_id, params.strategy, params.limit, params.category, params.exclusions(), params.weights,
-        params.cold_start,
+        params.cold_start, params.blend,
     )
     results = [{**item.product, "score": item.score, "scores": item.scores, "sources": item.sources}
                for item in result.items]
     served = {"strategy": result.strategy, "weights": params.weights, "exclude": params.exclusions(),
-              "cold_start": params.cold_start}
+              "cold_start": params.cold_start, "blend": result.blend}
     return {
         **res.impressions.present("recommendations", user_id, results, served, assignment),
         "user_id": user_id,
@@ -173,6 +178,7 @@ def recommendations(user_id: str, params: RecommendationParams):
         "strategy": result.strategy,
         "cold_start": result.cold_start,
         "weights": {source: round(weight, 6) for source, weight in result.weights.items()},
+        "blend": result.blend,
         "model": result.model,
         "results": results,
     }

@@ -23,6 +23,7 @@ RECOMMENDATION_SOURCES = ("collaborative", "item", "content", "similar", "popula
 DATABASE_CONNECT_TIMEOUT = 10
 _ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("environment", default=None)  # see from_env
 COLLABORATIVE_RETRIEVALS = ("exact", "gmf", "ann")
+RECOMMENDATION_BLENDS = ("rank", "learned")
 
 
 class Settings(BaseSettings):
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
     # catalogue, the GMF part over the whole catalogue in process, or by ANN over the GMF vectors in Milvus
     collaborative_retrieval: str = "ann"
     collaborative_candidates: int = 500  # ann / gmf: products found by the GMF part that NeuMF orders
+    # hybrid blend: rank (weighted rank scores) or learned (the model's blender; rank without one); chosen on
+    # the MovieLens validation split (docs/recommendations.md)
+    recommendation_blend: str = "rank"
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
@@ -133,6 +137,9 @@ class Settings(BaseSettings):
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad
         parse_weights(self.recommendation_weights, RECOMMENDATION_SOURCES)
         parse_exclude(self.recommendation_exclude)
+        if self.recommendation_blend not in RECOMMENDATION_BLENDS:
+            raise ValueError(f"RECOMMENDATION_BLEND must be one of {RECOMMENDATION_BLENDS}, "
+                             f"got {self.recommendation_blend!r}")
         return self
 
     @property

@@ -19,7 +19,7 @@ import numpy as np
 from app.core.model_metrics import record_served_model
 
 if TYPE_CHECKING:
-    from .collaborative_index import CollaborativeIndex
+    from app.storage.collaborative_index import CollaborativeIndex
     from ncf.recommender import NCFRecommender
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,10 @@ interaction is the test item, the one before it the validation item). The traini
 event store and a fresh users collection beside the service's catalogue, a model is trained on it and
 served from a models directory, and each held-out user is asked for recommendations through the same
 `Recommender` the endpoint uses, every strategy over the whole catalogue with everything the user touched
-excluded. Beside them: all-time TopPop over the training part, and the served model ranking the whole
-catalogue by itself (no Milvus, no filters: its offline figure).
+excluded; the hybrid with each blend (rank, learned). Beside them: all-time TopPop over the training part,
+the served model ranking the whole catalogue by itself (no Milvus, no filters: its offline figure), the
+recall of the hybrid's candidate union (the ceiling of any blend), and paired bootstrap intervals of the
+hybrid's differences to every other row.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from ncf.train import TrainConfig
 from app.config.settings import Settings
 from app.core.collaborative import ServedModel
 from app.core.ingest import EventIngestor
-from app.core.recommend import SOURCES, STRATEGIES, Recommender
+from app.core.recommend import BLENDS, SOURCES, STRATEGIES, Recommender
 from app.core.resources import Resources
 from app.core.training_data import event_interactions, item_features_of
 from app.storage.collaborative_index import CollaborativeIndex
@@ -44,6 +46,8 @@ K, RECALL_K = 10, 50
 WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # tried per source, the others held (coordinate ascent)
 RANK_CONSTANTS = (5, 20, 60)
 GET_CHUNK = 1000  # products read from Milvus at once
+BOOTSTRAP = 2000  # resamples of the users for the paired intervals
+UNION = "candidate union (any blend's ceiling)"
 
 
 @dataclass
@@ -99,12 +103,18 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
     vectors = UserVectorStore(res.client, f"eval_users_{split}", products.dimension)
     store = EventStore(make_engine(f"sqlite:///{workdir / 'events.db'}"), weights,
                        res.settings.popularity_half_life_days)
+    train = None
     if reuse and latest_model_dir(workdir / "models") is not None and res.client.has_collection(vectors.collection):
-        model = NCFRecommender.load(latest_model_dir(workdir / "models"))
+        model = NCFRecommender.load(latest_model_dir(workdir / "models"), evaluation=True)
         _progress(f"{split}: reusing the stores and model of {workdir}")
+        if model.blender is None and config.blender:  # a model trained before blenders, or its blender removed
+            train = event_interactions(f"sqlite:///{workdir / 'events.db'}", weights)
+            if model.fit_blender(train) is not None:
+                model.blender.save(latest_model_dir(workdir / "models"))
+            _progress(f"{split}: blender fitted {model.blender.info if model.blender else None}")
     else:
         model = _build(res, store, vectors, training, held_out, config, source, workdir)
-    train = event_interactions(f"sqlite:///{workdir / 'events.db'}", weights)
+    train = train or event_interactions(f"sqlite:///{workdir / 'events.db'}", weights)
     served = ServedModel(workdir / "models", check_seconds=0.0, index=CollaborativeIndex(res.client)
                          if res.settings.collaborative_retrieval == "ann" else None)
     if served.current() is None:
@@ -113,7 +123,8 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
     recommender = Recommender(products, vectors, store, settings.recommendation_candidates, served, 0.0,
                               settings.recommendation_source_weights, EVENT_TYPES,
                               settings.recommendation_rank_constant, settings.recommendation_recent_items,
-                              settings.collaborative_retrieval, served.index, settings.collaborative_candidates)
+                              settings.collaborative_retrieval, served.index, settings.collaborative_candidates,
+                              settings.recommendation_blend)
     touched: dict[str, set[str]] = {}
     for event in training:
         touched.setdefault(event.user_id, set()).add(event.product_id)
@@ -171,25 +182,59 @@ def _train(train: Interactions, config: TrainConfig, source: dict, models: Path,
 
 
 def evaluate(run: Replay, users: Sequence[str], tune: bool) -> dict:
-    """Per strategy (and the references): hr@10, ndcg@10, recall@50, coverage@10, and which strategy served."""
+    """Per strategy (the hybrid with each blend) and the references: hr@10, ndcg@10, recall@50, coverage@10,
+    which strategy and blend served; the candidate union's recall; paired intervals of the hybrid's differences."""
     targets = [run.held_out[user] for user in users]
     rows: dict[str, dict] = {}
-    for strategy in STRATEGIES:
+    lists: dict[str, list[list[str]]] = {}
+    default = run.recommender.blend_default
+    runs = [(strategy, strategy, None) for strategy in STRATEGIES]
+    runs[1:1] = [(f"hybrid, {blend} blend", "hybrid", blend) for blend in BLENDS if blend != default]
+    for name, strategy, blend in runs:
         answers, served = [], {}
         for user in users:
-            result = run.recommender.recommend(user, strategy, RECALL_K)
+            result = run.recommender.recommend(user, strategy, RECALL_K, blend=blend)
             answers.append([item.product["product_id"] for item in result.items])
-            served[result.strategy] = served.get(result.strategy, 0) + 1
-        rows[strategy] = {**list_metrics(answers, targets, run.n_products, K, RECALL_K), "served_as": served}
-        _progress(f"{strategy}: hr@{K} {rows[strategy][f'hr@{K}']:.4f}")
-    rows["all-time TopPop (training part)"] = list_metrics(
-        [_top_pop(run, user) for user in users], targets, run.n_products, K, RECALL_K)
-    rows["NCF model alone, whole catalogue"] = list_metrics(
-        [[product_id for product_id, _ in run.model.recommend(user, RECALL_K, run.touched.get(user, ()))]
-         for user in users], targets, run.n_products, K, RECALL_K)
-    result = {"strategies": rows, "weights": run.recommender.weights, "rank_constant": run.recommender.rank_constant}
+            key = result.strategy if strategy != "hybrid" else f"{result.strategy} ({result.blend})"
+            served[key] = served.get(key, 0) + 1
+        lists[name] = answers
+        rows[name] = {**list_metrics(answers, targets, run.n_products, K, RECALL_K), "served_as": served}
+        _progress(f"{name}: hr@{K} {rows[name][f'hr@{K}']:.4f}")
+    lists["all-time TopPop (training part)"] = [_top_pop(run, user) for user in users]
+    lists["NCF model alone, whole catalogue"] = [
+        [product_id for product_id, _ in run.model.recommend(user, RECALL_K, run.touched.get(user, ()))]
+        for user in users]
+    for name in ("all-time TopPop (training part)", "NCF model alone, whole catalogue"):
+        rows[name] = list_metrics(lists[name], targets, run.n_products, K, RECALL_K)
+    unions = [run.recommender.candidate_union(user) for user in users]
+    rows[UNION] = {"recall": float(np.mean([target in union.product_ids for union, target in zip(unions, targets)])),
+                   "mean size": float(np.mean([len(union.product_ids) for union in unions]))}
+    result = {"strategies": rows, "paired": paired(lists, targets), "weights": run.recommender.weights,
+              "rank_constant": run.recommender.rank_constant, "blend": default}
     if tune:
-        result["tuning"] = tune_blend(run, users, targets)
+        result["tuning"] = tune_blend(run, unions, targets)
+    return result
+
+
+def paired(lists: dict[str, list[list[str]]], targets: Sequence[str], seed: int = 0) -> dict[str, dict]:
+    """The hybrid minus every other row, per user (HR@10, NDCG@10): mean and 95% bootstrap interval."""
+    def per_user(answers):
+        positions = np.array([answer[:K].index(t) if t in answer[:K] else K for answer, t in zip(answers, targets)])
+        return {f"hr@{K}": (positions < K).astype(float),
+                f"ndcg@{K}": np.where(positions < K, 1.0 / np.log2(positions + 2.0), 0.0)}
+
+    hybrid = per_user(lists["hybrid"])
+    draws = np.random.default_rng(seed).integers(0, len(targets), size=(BOOTSTRAP, len(targets)))
+    result = {}
+    for name, answers in lists.items():
+        if name == "hybrid":
+            continue
+        other = per_user(answers)
+        result[name] = {}
+        for metric, values in hybrid.items():
+            difference = values - other[metric]
+            means = difference[draws].mean(axis=1)
+            result[name][metric] = [float(difference.mean()), *map(float, np.quantile(means, [0.025, 0.975]))]
     return result
 
 
@@ -199,11 +244,10 @@ def _top_pop(run: Replay, user: str) -> list[str]:
             ][:RECALL_K]
 
 
-def tune_blend(run: Replay, users: Sequence[str], targets: Sequence[str]) -> dict:
+def tune_blend(run: Replay, unions: Sequence, targets: Sequence[str]) -> dict:
     """Weights and rank constant maximising NDCG@10: coordinate ascent over WEIGHT_STEPS per source, two
-    rounds, for each of RANK_CONSTANTS, on candidate unions gathered once per user."""
+    rounds, for each of RANK_CONSTANTS, on the users' candidate unions (gathered once)."""
     recommender = run.recommender
-    unions = [recommender.candidate_union(user) for user in users]
     n_products = run.n_products
 
     def measure(weights: dict[str, float], constant: int) -> dict[str, float]:
@@ -244,9 +288,17 @@ def markdown(result: dict, split: str) -> str:
     lines = [f"| {split} ({result['users']} users) | HR@{K} | NDCG@{K} | recall@{RECALL_K} | coverage@{K} |",
              "|---|---|---|---|---|"]
     for name, row in result["strategies"].items():
-        label = name if name not in STRATEGIES else f"`{name}`"
+        if name == UNION:
+            continue
+        label = f"`{name}`" if name.split(",")[0] in STRATEGIES else name
         lines.append(f"| {label} | {row[f'hr@{K}']:.4f} | {row[f'ndcg@{K}']:.4f} | {row[f'recall@{RECALL_K}']:.4f} "
                      f"| {row[f'coverage@{K}']:.4f} |")
+    union = result["strategies"][UNION]
+    lines += ["", f"{UNION}: recall {union['recall']:.4f}, mean size {union['mean size']:.0f}", "",
+              f"| `hybrid` ({result['blend']} blend) minus | HR@{K} (95% CI) | NDCG@{K} (95% CI) |", "|---|---|---|"]
+    for name, metrics in result["paired"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{mean:+.4f} ({low:+.4f}, {high:+.4f})"
+                                                for mean, low, high in metrics.values()) + " |")
     return "\n".join(lines)
 
 

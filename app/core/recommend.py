@@ -5,9 +5,11 @@ the user's most recent products, trained with the model), `content` (Milvus sear
 `similar` (Milvus search with the mean vector of the user's most recent products), `popular` (all-time event
 counts) and `trending` (popularity decayed by POPULARITY_HALF_LIFE_DAYS). Each source that can score the
 union ranks it; a candidate's per-source score is (k + 1) / (k + rank), 1 for that source's best, and its
-blended score the weighted sum (weights renormalised over the sources available for the user).
+blended score the weighted sum (weights renormalised over the sources available for the user): the rank blend.
+The learned blend (`blend="learned"`) ranks the union by the served model's blender instead (ncf/blender.py),
+for users the model knows, when the model directory has one.
 
-A request reads the user's state once (app/user_state.py), asks the sources concurrently (a thread pool:
+A request reads the user's state once (app/core/user_state.py), asks the sources concurrently (a thread pool:
 Milvus searches and the model's CPU work overlap), reads the union's ids, flags and vectors only, and reads
 whole products for the answer's `limit` alone.
 """
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 from cachetools import TTLCache
 
-from app.config.settings import RECOMMENDATION_SOURCES
+from app.config.settings import RECOMMENDATION_BLENDS, RECOMMENDATION_SOURCES
 from app.config.weights import effective_weights
 from app.core.user_state import UserStates
 from app.storage.collaborative_index import CollaborativeIndex
@@ -31,6 +33,7 @@ from app.storage.events import EventStore
 from app.storage.milvus_filters import ProductFilter
 from app.storage.products import DENSE_FIELD, PRODUCT_FIELDS, ProductStore
 from app.storage.users import UserVectorStore
+from ncf.blender import PROPOSERS
 
 if TYPE_CHECKING:
     from ncf.recommender import NCFRecommender
@@ -39,6 +42,7 @@ SOURCES = RECOMMENDATION_SOURCES
 STRATEGY_SOURCES = {"ncf": "collaborative", "item": "item", "content": "content", "similar": "similar",
                     "popular": "popular", "trending": "trending"}  # single-source strategies
 STRATEGIES = ("hybrid", *STRATEGY_SOURCES)
+BLENDS = RECOMMENDATION_BLENDS
 COLD_START_SOURCES = ("popular", "trending")
 POPULAR_MARGIN = 16  # popular products read beyond the ones wanted, for those found inactive
 POPULAR_CACHED = 200  # popular products a process keeps per category (POPULAR_CACHE_SECONDS)
@@ -68,9 +72,10 @@ class Recommendation:
 class Recommendations:
     strategy: str  # the strategy actually used
     cold_start: bool
-    weights: dict[str, float]  # effective weights (renormalised over the sources available)
+    weights: dict[str, float]  # effective weights (renormalised over the sources available); {}: learned blend
     items: list[Recommendation]
     model: str | None = None  # the version of the model whose scores were used
+    blend: str = "rank"  # the blend actually used
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Candidates:
     proposed_by: dict[str, set[str]]
     raw: dict[str, np.ndarray]  # source → scores aligned with product_ids (NaN: no opinion)
     model: str | None = None
+    learned: np.ndarray | None = None  # the model's blender's scores (None: no blender, or a user it does not know)
 
 
 @dataclass
@@ -112,7 +118,7 @@ class Recommender:
                  collaborative: CollaborativeScorer | None = None, popular_cache_seconds: float = 0.0,
                  weights: dict[str, float] | None = None, exclude: Sequence[str] = ("purchase",),
                  rank_constant: int = 60, recent_items: int = 5, retrieval: str = "exact",
-                 index: CollaborativeIndex | None = None, retrieval_candidates: int = 500):
+                 index: CollaborativeIndex | None = None, retrieval_candidates: int = 500, blend: str = "rank"):
         self.products = products
         self.users = users
         self.events = events
@@ -123,6 +129,7 @@ class Recommender:
         self.exclude = tuple(exclude)  # event types whose products are not recommended again
         self.rank_constant = rank_constant
         self.recent_items = recent_items
+        self.blend_default = blend  # rank | learned (learned falls back to rank without a blender)
         # (category, all time?) → its POPULAR_CACHED most popular products, for POPULAR_CACHE_SECONDS
         self._popular_cache = TTLCache(maxsize=POPULAR_CACHE_KEYS, ttl=popular_cache_seconds or 1.0)
         self._popular_cache_lock = threading.Lock()
@@ -134,10 +141,11 @@ class Recommender:
 
     def recommend(self, user_id: str, strategy: str = "hybrid", limit: int = 10, category: str | None = None,
                   exclude: Sequence[str] | None = None, weights: dict[str, float] | None = None,
-                  cold_start: str = "popular") -> Recommendations:
+                  cold_start: str = "popular", blend: str | None = None) -> Recommendations:
         """The `limit` best products for the user; `exclude`: event types whose products are left out
         (None: the deployment's). A single-source strategy unavailable for the user falls back to hybrid;
-        a user with no personal source gets the `cold_start` source (popular or trending)."""
+        a user with no personal source gets the `cold_start` source (popular or trending). The hybrid's
+        `blend` (None: the deployment's) is `rank` whenever `weights` are given."""
         context = self._context(user_id, self.exclude if exclude is None else exclude)
         available = context.available()
         personal = available - set(COLD_START_SOURCES)
@@ -147,23 +155,30 @@ class Recommender:
         if strategy == "hybrid" and not personal:
             strategy, wanted = cold_start, {cold_start: 1.0}
         sources = available if strategy == "hybrid" else set(wanted)
-        candidates = self._gather(context, sources, category, self.candidates if strategy == "hybrid" else limit)
-        return self._ranked(candidates, wanted, strategy, not personal, limit)
+        learned = strategy == "hybrid" and weights is None and (blend or self.blend_default) == "learned"
+        candidates = self._gather(context, sources, category, self.candidates if strategy == "hybrid" else limit,
+                                  learned)
+        return self._ranked(candidates, wanted, strategy, not personal, limit, learned)
 
     def candidate_union(self, user_id: str, category: str | None = None, exclude: Sequence[str] | None = None
                    ) -> Candidates:
-        """The hybrid union with every available source's raw scores (what `blend` ranks), e.g. to tune weights."""
+        """The hybrid union with every available source's raw scores and the blender's (what `blend` ranks), e.g.
+        to tune weights."""
         context = self._context(user_id, self.exclude if exclude is None else exclude)
-        return self._gather(context, context.available(), category, self.candidates)
+        return self._gather(context, context.available(), category, self.candidates, learned=True)
 
-    def blend(self, candidates: Candidates, weights: dict[str, float]
+    def blend(self, candidates: Candidates, weights: dict[str, float], learned: bool = False
               ) -> tuple[list[int], np.ndarray, dict[str, np.ndarray], dict[str, float]]:
-        """(order of the candidates, blended scores, per-source rank scores, effective weights)."""
+        """(order of the candidates, blended scores, per-source rank scores, effective weights): the rank
+        blend, or with `learned` the blender's scores when the candidates have them (effective weights {})."""
         rank_scores = {source: _rank_scores(values, self.rank_constant) for source, values in candidates.raw.items()}
-        effective = effective_weights(weights, set(rank_scores))
-        blended = np.zeros(len(candidates.product_ids))
-        for source, weight in effective.items():
-            blended += weight * np.nan_to_num(rank_scores[source])
+        if learned and candidates.learned is not None:
+            blended, effective = candidates.learned, {}
+        else:
+            effective = effective_weights(weights, set(rank_scores))
+            blended = np.zeros(len(candidates.product_ids))
+            for source, weight in effective.items():
+                blended += weight * np.nan_to_num(rank_scores[source])
         order = sorted(range(len(blended)), key=lambda i: (-blended[i], candidates.product_ids[i]))
         return order, blended, rank_scores, effective
 
@@ -173,9 +188,10 @@ class Recommender:
                         self.collaborative.current() if self.collaborative is not None else None,
                         state.recent_vector)
 
-    def _gather(self, context: _Context, sources: set[str], category: str | None, size: int) -> Candidates:
+    def _gather(self, context: _Context, sources: set[str], category: str | None, size: int, learned: bool = False
+                ) -> Candidates:
         """Each source's `size` best candidates; their union, filtered (active, category, not consumed), is
-        scored by every source in `sources`."""
+        scored by every source in `sources` (`learned`: and by the model's blender, if it has one)."""
         product_filter = ProductFilter(category=category, active=True, exclude_ids=tuple(sorted(context.consumed)))
         model = context.model[1] if context.model else None
         pending: dict[str, Future] = {}  # the sources that wait on a store, asked first
@@ -214,7 +230,8 @@ class Recommender:
             for product_id in [product_id for product_id in ids if product_id in proposed_by][:size]:
                 proposed_by[product_id].add(source)
         return Candidates(union, proposed_by, {source: raw[source] for source in SOURCES if source in raw},
-                          context.model[0] if context.model else None)
+                          context.model[0] if context.model else None,
+                          _learned(context, sources, union, proposed_by) if learned else None)
 
     def _collaborative_candidates(self, context: _Context, size: int) -> list[str]:
         """The model's best products for the user: NeuMF over the whole catalogue (retrieval "exact"), or
@@ -310,12 +327,14 @@ class Recommender:
         blended, effective = _blend(normalised, weights)
         return sorted(range(len(ranked_ids)), key=lambda i: (-blended[i], i)), blended, normalised, effective
 
-    def _ranked(self, candidates: Candidates, weights: dict[str, float], strategy: str, cold_start: bool, limit: int) -> Recommendations:
+    def _ranked(self, candidates: Candidates, weights: dict[str, float], strategy: str, cold_start: bool, limit: int,
+                learned: bool = False) -> Recommendations:
         """The `limit` best candidates by blended score, read in full."""
+        learned = learned and candidates.learned is not None
         if not candidates.product_ids:
             return Recommendations(strategy, cold_start, effective_weights(weights, set(candidates.raw)), [],
                                    candidates.model)
-        order, blended, rank_scores, effective = self.blend(candidates, weights)
+        order, blended, rank_scores, effective = self.blend(candidates, weights, learned)
         ids = candidates.product_ids
         products = self.products.get([ids[i] for i in order[:limit]])
         items = [
@@ -324,7 +343,28 @@ class Recommender:
                            sorted(candidates.proposed_by[ids[i]]))
             for i in order[:limit] if ids[i] in products  # unless deleted meanwhile
         ]
-        return Recommendations(strategy, cold_start, effective, items, candidates.model)
+        return Recommendations(strategy, cold_start, effective, items, candidates.model,
+                               "learned" if learned else "rank")
+
+
+def _learned(context: _Context, sources: set[str], union: list[str], proposed_by: dict[str, set[str]]
+             ) -> np.ndarray | None:
+    """The served model's blender's scores of the union, for a user the model knows (None otherwise).
+
+    The blender learnt from candidates of PROPOSERS only: the others (proposed by `content`, `similar` or
+    `trending` alone) come after them."""
+    model = context.model[1] if context.model else None
+    if model is None or model.blender is None or "collaborative" not in sources or not union:
+        return None
+    proposed = {source: np.array([source in proposed_by[product_id] for product_id in union]) for source in PROPOSERS}
+    known = np.flatnonzero(np.any(list(proposed.values()), axis=0))  # ranks are features: among these only
+    scores = np.zeros(len(union))
+    if len(known):
+        scores[known] = model.blender.score(model.blender.evidence(
+            model, context.user_id, context.recent, [union[i] for i in known],
+            {source: flags[known] for source, flags in proposed.items()}))
+        scores[np.setdiff1d(np.arange(len(union)), known)] = scores[known].min() - 1.0
+    return scores
 
 
 def score_breakdown(normalised: dict[str, np.ndarray | None], position: int) -> dict[str, float | None]:

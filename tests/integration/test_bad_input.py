@@ -158,6 +158,7 @@ CASES = [
     recommendations({"exclude": "none,viewed"}, 422, "invalid_field", "exclude", name="exclude-none-and-more"),
     recommendations({"exclude": ""}, 422, "invalid_field", "exclude", name="exclude-empty"),
     recommendations({"cold_start": "random"}, 422, "invalid_field", "cold_start", name="cold-start-unknown"),
+    recommendations({"blend": "magic"}, 422, "invalid_field", "blend", name="blend-unknown"),
     recommendations({"exclude_purchased": "perhaps"}, 422, "invalid_field", "exclude_purchased",
                     name="exclude-not-bool"),
     recommendations({"category": "Books\n"}, 422, "invalid_field", "category", name="category-control-character"),

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from app.core.evaluation import K, RECALL_K, evaluate, load_events, markdown, replay, sample_users
+from app.core.evaluation import K, RECALL_K, UNION, evaluate, load_events, markdown, replay, sample_users
 from app.core.recommend import SOURCES, STRATEGIES
 from app.storage.events import EVENT_TYPES
 from ncf.evaluate import list_metrics
@@ -37,11 +37,22 @@ def test_every_strategy_is_measured_through_the_recommender_without_consumed_ite
     users = sample_users(replayed.held_out, 15)
     result = evaluate(replayed, users, tune=True)
     rows = result["strategies"]
-    assert set(STRATEGIES) | {"all-time TopPop (training part)", "NCF model alone, whole catalogue"} == set(rows)
+    assert set(STRATEGIES) | {"hybrid, learned blend", "all-time TopPop (training part)",
+                              "NCF model alone, whole catalogue", UNION} == set(rows)
+    assert result["blend"] == "rank" and replayed.model.blender is not None  # fitted with the model
+    assert rows["hybrid"]["served_as"] == {"hybrid (rank)": 15}
+    assert rows["hybrid, learned blend"]["served_as"] == {"hybrid (learned)": 15}
+    assert rows[UNION]["recall"] >= rows["hybrid"][f"recall@{RECALL_K}"] - 1e-9  # no blend beats its candidates
+    assert set(result["paired"]) == set(rows) - {"hybrid", UNION}
+    for name, metrics in result["paired"].items():  # hybrid minus the row: mean inside its interval
+        for metric, (mean, low, high) in metrics.items():
+            assert low <= mean <= high and abs(mean - (rows["hybrid"][metric] - rows[name][metric])) < 1e-9
     for name, row in rows.items():
+        if name == UNION:
+            continue
         assert all(0.0 <= row[metric] <= 1.0 for metric in (f"hr@{K}", f"ndcg@{K}", f"recall@{RECALL_K}")), name
         assert row[f"hr@{K}"] <= row[f"recall@{RECALL_K}"] and row[f"coverage@{K}"] > 0, name
-    for strategy in ("hybrid", "ncf", "item", "content", "similar"):  # every source available, none fell back
+    for strategy in ("ncf", "item", "content", "similar"):  # every source available, none fell back
         assert rows[strategy]["served_as"] == {strategy: 15}, strategy
     assert replayed.recommender.collaborative.current()[1].user_ids == replayed.model.user_ids
     for user in users[:5]:
@@ -50,7 +61,8 @@ def test_every_strategy_is_measured_through_the_recommender_without_consumed_ite
     best = result["tuning"]["best"]
     assert set(best["weights"]) == set(SOURCES) and best["rank_constant"] in (5, 20, 60)
     table = markdown({**result, "users": len(users)}, "validation")
-    assert table.count("\n") == len(rows) + 1 and "| `hybrid` |" in table
+    assert table.count("\n") == len(rows) + 1 + 4 + len(result["paired"]) and "| `hybrid` |" in table
+    assert "| `hybrid, learned blend` |" in table and f"{UNION}: recall" in table
     json.dumps(result, default=str)
 
 

@@ -8,7 +8,7 @@ from app.core.collaborative import ServedModel
 from app.core.recommend import SOURCES, STRATEGY_SOURCES, Recommender
 from app.core.training_data import event_interactions
 from app.storage.collaborative_index import CollaborativeIndex, collection_of
-from app.storage.events import EVENT_TYPES
+from app.storage.events import EVENT_TYPES, Event
 from app.storage.milvus_filters import ProductFilter
 from ncf.data import from_records
 from ncf.item_knn import ItemKNN
@@ -101,6 +101,30 @@ def test_hybrid_is_the_blend_of_the_union_that_evaluation_tunes(res, served, rec
         finite = np.isfinite(raw)
         assert np.array_equal(np.argsort(-raw[finite], kind="stable"), np.argsort(-ranked[finite], kind="stable"))
         assert np.nanmax(ranked) == 1.0
+
+
+def test_the_learned_blend_ranks_by_the_models_blender_and_falls_back_to_the_rank_blend(res, served, monkeypatch):
+    recommender = Recommender(res.products, res.users, res.events, 30, ServedModel(served[0], 0.0), 0.0,
+                              exclude=EVENT_TYPES, blend="learned")
+    user = USERS[3]
+    result = recommender.recommend(user, "hybrid", 20)
+    assert result.blend == "learned" and result.weights == {} and result.strategy == "hybrid"
+    candidates = recommender.candidate_union(user)
+    assert candidates.learned is not None and len(candidates.learned) == len(candidates.product_ids)
+    order = recommender.blend(candidates, recommender.weights, learned=True)[0]
+    assert [item.product["product_id"] for item in result.items] == [candidates.product_ids[i] for i in order[:20]]
+    assert [item.score for item in result.items] == sorted((item.score for item in result.items), reverse=True)
+    for item in result.items:  # the breakdown stays: every source's rank score, who proposed it
+        assert set(item.scores) == set(SOURCES) and item.sources
+    assert recommender.recommend(user, "hybrid", 20, weights={"item": 1.0}).blend == "rank"  # weights: rank
+    assert recommender.recommend(user, "hybrid", 20, blend="rank").blend == "rank"
+    assert recommender.recommend(user, "item", 20).blend == "rank"  # a single source is not blended
+    newcomer = "src-newcomer"  # events after the model was trained: the model does not know the user
+    res.ingestor.ingest([Event(f"src-new-{n}", newcomer, product_id, "purchase", None, 1.0e9 + n)
+                         for n, product_id in enumerate(candidates.product_ids[:3])])
+    assert recommender.recommend(newcomer, "hybrid", 10).blend == "rank"
+    monkeypatch.setattr(recommender.collaborative.current()[1], "blender", None)  # a model without a blender
+    assert recommender.recommend(user, "hybrid", 20).blend == "rank"
 
 
 def test_a_request_never_mixes_two_models(res, served, recommender, monkeypatch):
