@@ -29,7 +29,7 @@ def test_requests_milvus_calls_and_events_are_counted(client, catalog, settings)
     before = scrape(client.get("/metrics").text)
     event = {"event_id": f"metrics-{uuid.uuid4().hex}", "user_id": "metrics-u1",
              "product_id": catalog[0]["product_id"], "event_type": "view"}
-    assert client.get("/search", query_string={"q": "running shoes"}).status_code == 200
+    assert client.get("/search", query_string={"q": "running shoes", "fusion": "rrf"}).status_code == 200  # one hybrid_search
     assert client.get("/products/no-such-product").status_code == 404
     assert client.get("/no/such/route").status_code == 404
     assert client.post("/events", json=[event, {**event, "event_id": event["event_id"] + "-2"}]).status_code == 200
@@ -77,11 +77,11 @@ def test_two_gunicorn_workers_over_a_lite_server_report_their_sum(tmp_path):
         access_log = tmp_path / "access.log"
         with gunicorn_server(data_dir, tmp_path / "gunicorn.log", MILVUS_URI=uri, WEB_CONCURRENCY="2",
                              GUNICORN_ACCESS_LOG=str(access_log)) as base_url:
-            product_id = requests.get(f"{base_url}/search", params={"q": "shoes"}, timeout=30).json()["results"][0][
+            product_id = requests.get(f"{base_url}/search", params={"q": "shoes", "fusion": "rrf"}, timeout=30).json()["results"][0][
                 "product_id"]
 
             def search(n):
-                return requests.get(f"{base_url}/search", params={"q": f"gift idea {n}"}, timeout=60).status_code
+                return requests.get(f"{base_url}/search", params={"q": f"gift idea {n}", "fusion": "rrf"}, timeout=60).status_code
 
             def post_event(n):
                 event = {"user_id": f"m-u{n}", "product_id": product_id, "event_type": "view"}
