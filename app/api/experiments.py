@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from app.api.auth import require_api_key
 from app.api.errors import ApiError, validation_error
 from app.api.requests import ResponseModel, operation
-from app.api.search import SearchParams
-from app.api.users import RecommendationParams
+from app.api.schemas import RecommendationParams, SearchParams
 from app.core.experiments import SURFACES, ExperimentRunning
 from app.core.resources import resources
 

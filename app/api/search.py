@@ -2,46 +2,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal
-
 from flask import Blueprint
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field
 
 from app.api.requests import ResponseModel, operation
-from app.api.schemas import AttributedList, FilterParams, ProductHit, hit_json
-from app.core.catalog import Identifier
+from app.api.schemas import AttributedList, Fusion, ProductHit, SearchMode, SearchParams, hit_json
 from app.core.recommend import score_breakdown
 from app.core.resources import resources
-from app.storage.refine import Sort
 
 bp = Blueprint("search", __name__)
-
-SearchMode = Literal["hybrid", "dense", "sparse"]
-Fusion = Literal["rrf", "weighted"]
-
-
-class SearchParams(FilterParams):
-    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
-    limit: int = Field(10, ge=1, le=100)
-    offset: int = Field(0, ge=0, le=1000)
-    mode: SearchMode = "hybrid"
-    fusion: Fusion | None = Field(None, description="default: FUSION")
-    dense_weight: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="default: DENSE_WEIGHT")
-    explain: bool = False
-    user_id: Identifier | None = None
-    ranker: bool = Field(False, description="reorder the hybrid candidates with the ranker trained on feedback")
-    sort: Sort = Field("relevance", description="orders the best SORT_CANDIDATES matches; not with user_id")
-    facets: bool = Field(False, description="add category, brand and price counts of the best SORT_CANDIDATES")
-
-    @field_validator("sort")
-    @classmethod
-    def _relevance_when_personalised(cls, sort, info):
-        if sort != "relevance" and info.data.get("user_id") is not None:
-            raise ValueError("a personalised search (user_id) is ordered by relevance only")
-        if sort != "relevance" and info.data.get("ranker"):
-            raise ValueError("a search reordered by the ranker is ordered by relevance only")
-        return sort
-
 
 class FacetCount(ResponseModel):
     value: str

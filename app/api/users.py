@@ -1,67 +1,22 @@
 """GET /users (recently active), GET /users/<id> (profile) and GET /users/<id>/recommendations."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from flask import Blueprint
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.errors import ApiError
 from app.api.requests import ResponseModel, operation
-from app.api.schemas import AttributedList, FilterText, StoredProduct
-from app.config.weights import EXCLUDABLE, parse_exclude, parse_weights
+from app.api.schemas import AttributedList, RecommendationParams, StoredProduct
 from app.core.catalog import Identifier
-from app.core.recommend import BLENDS, COLD_START_SOURCES, SOURCES, STRATEGIES, Recommendations
+from app.core.recommend import BLENDS, Recommendations
 from app.core.resources import resources
 from app.storage.events import EVENT_TYPES
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
 RECENT_EVENTS = 10
-
-SOURCE_WEIGHT = rf"({'|'.join(SOURCES)}):[0-9]{{1,6}}(\.[0-9]+)?"  # parse_weights refuses 1e6 and more
-SourceWeights = Annotated[
-    dict[str, float],
-    BeforeValidator(lambda text: parse_weights(str(text), SOURCES)),
-    WithJsonSchema({
-        "type": "string", "pattern": f"^{SOURCE_WEIGHT}(,{SOURCE_WEIGHT})*$",
-        "examples": ["collaborative:1,item:2,content:0.5,popular:0.5"],
-        "description": "source:weight pairs; weights non-negative, not all zero",
-    }),
-]
-EXCLUDE_NAME = f"({'|'.join(EXCLUDABLE)})"
-Exclusions = Annotated[
-    tuple[str, ...],
-    BeforeValidator(lambda text: parse_exclude(str(text))),
-    WithJsonSchema({
-        "type": "string", "pattern": f"^(none|{EXCLUDE_NAME}(,{EXCLUDE_NAME})*)$", "examples": ["purchased,rated"],
-        "description": "products not recommended again: those the user purchased, rated, carted or viewed "
-                       "(comma separated), or none; default RECOMMENDATION_EXCLUDE",
-    }),
-]
-
-
-class RecommendationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    strategy: Literal[STRATEGIES] = "hybrid"
-    limit: int = Field(10, ge=1, le=100)
-    category: FilterText | None = None
-    exclude: Exclusions | None = None
-    exclude_purchased: bool | None = Field(None, description="deprecated: false means exclude=none")
-    weights: SourceWeights | None = None
-    cold_start: Literal[COLD_START_SOURCES] = Field(
-        "popular", description="what a user without personal sources gets: all-time popular or trending")
-    blend: Literal[BLENDS] | None = Field(
-        None, description="hybrid blend: rank (weighted rank scores) or learned (the model's blender); default "
-                          "RECOMMENDATION_BLEND; weights= implies rank")
-
-    def exclusions(self) -> tuple[str, ...] | None:
-        """The event types to exclude (None: the deployment default)."""
-        if self.exclude is None and self.exclude_purchased is False:
-            return ()
-        return self.exclude
-
 
 class RecentUsersParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
