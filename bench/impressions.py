@@ -84,7 +84,8 @@ def main() -> None:
         res.impressions.flush()
 
     on, off = percentiles(samples[True]), percentiles(samples[False])
-    print_table(f"GET /search, {args.size or args.catalog} products, {len(samples[True])} searches per arm (interleaved)",
+    products = args.size or args.catalog
+    print_table(f"GET /search, {products} products, {len(samples[True])} searches per arm (interleaved)",
                 ["impression logging", "p50 ms", "p95 ms", "p99 ms", "mean ms"],
                 [["off (baseline)", off["p50"], off["p95"], off["p99"], off["mean"]],
                  ["on", on["p50"], on["p95"], on["p99"], on["mean"]],
