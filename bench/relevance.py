@@ -35,7 +35,7 @@ from app.core.embedding import load_encoder  # noqa: E402
 from app.core.indexing import rows_with_vectors  # noqa: E402
 from app.storage.fusion import rrf, weighted  # noqa: E402
 from app.storage.milvus_filters import ProductFilter  # noqa: E402
-from app.storage.products import ProductStore, connect, name_text  # noqa: E402
+from app.storage.products import ProductStore, connect  # noqa: E402
 
 from .common import bench_data_dir, print_table  # noqa: E402
 from .relevance_ceiling import CEILING_HEADER, ceiling_row  # noqa: E402
