@@ -4,7 +4,7 @@ from the exact reference lists of bench/relevance.py (query → [(product_id, sc
 - BM25 empty: queries none of whose terms occur in the catalogue (BM25 has nothing to add);
 - relevant found by BM25 only: relevant products in BM25's list but not in dense's (same depth);
 - oracle retriever per query: each query served by whichever of dense and BM25 scores better on it;
-- oracle weight per query: each query fused (app/fusion.weighted) with its own best dense weight of WEIGHTS;
+- oracle weight per query: each query fused (app/storage/fusion.py weighted) with its own best dense weight of WEIGHTS;
 - 95% interval of Δ: a paired bootstrap over the queries of (fusion − best single retriever) nDCG@10, i.e.
   how large a difference the set can resolve.
 """

@@ -73,10 +73,12 @@ class Blender:
         self.info = info or {}
 
     def evidence(self, model: "NCFRecommender", user_id: str, recent: Sequence[str], product_ids: Sequence[str],
-                 proposed: dict[str, np.ndarray]) -> np.ndarray:
-        """FEATURES of the candidates for the user, from the served model (NCF scores, neighbours, counts)."""
+                 proposed: dict[str, np.ndarray], collaborative: np.ndarray | None = None) -> np.ndarray:
+        """FEATURES of the candidates for the user, from the served model (NCF scores, neighbours, counts);
+        `collaborative`: the model's scores of `product_ids` when the caller has them already."""
         items = model.item_ids.indices(list(product_ids))
-        collaborative = model.score_ids(user_id, list(product_ids))
+        if collaborative is None:
+            collaborative = model.score_ids(user_id, list(product_ids))
         if collaborative is None:
             collaborative = np.full(len(items), np.nan)
         similarities = (model.item_knn.similarities_to(recent, product_ids) if model.item_knn is not None

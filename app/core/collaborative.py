@@ -4,7 +4,7 @@ A model directory holds everything collaborative (NeuMF weights, id mappings, it
 a request takes one (version, model) pair with `current()`: it never mixes two models' parts. A newer complete model directory (written by `python -m app.ops.cli train`) replaces the served one without a
 restart; the directory is looked at most every MODEL_CHECK_SECONDS. A model that fails to load is
 logged and the previous one keeps serving. With a CollaborativeIndex, the new model's GMF item vectors are
-written to its own Milvus collection before it is served (app/collaborative_index.py).
+written to its own Milvus collection before it is served (app/storage/collaborative_index.py).
 """
 from __future__ import annotations
 

@@ -230,7 +230,8 @@ class Recommender:
                 proposed_by[product_id].add(source)
         return Candidates(union, proposed_by, {source: raw[source] for source in SOURCES if source in raw},
                           context.model[0] if context.model else None,
-                          _learned(context, sources, union, proposed_by) if learned else None)
+                          _learned(context, sources, union, proposed_by, raw.get("collaborative"))
+                          if learned else None)
 
     def _collaborative_candidates(self, context: _Context, size: int) -> list[str]:
         """The model's best products for the user: NeuMF over the whole catalogue (retrieval "exact"), or
@@ -346,9 +347,10 @@ class Recommender:
                                "learned" if learned else "rank")
 
 
-def _learned(context: _Context, sources: set[str], union: list[str], proposed_by: dict[str, set[str]]
-             ) -> np.ndarray | None:
-    """The served model's blender's scores of the union, for a user the model knows (None otherwise).
+def _learned(context: _Context, sources: set[str], union: list[str], proposed_by: dict[str, set[str]],
+             collaborative: np.ndarray | None) -> np.ndarray | None:
+    """The served model's blender's scores of the union, for a user the model knows (None otherwise);
+    `collaborative`: the model's scores of the union, already computed for the collaborative source.
 
     The blender learnt from candidates of PROPOSERS only: the others (proposed by `content`, `similar` or
     `trending` alone) come after them."""
@@ -361,7 +363,8 @@ def _learned(context: _Context, sources: set[str], union: list[str], proposed_by
     if len(known):
         scores[known] = model.blender.score(model.blender.evidence(
             model, context.user_id, context.recent, [union[i] for i in known],
-            {source: flags[known] for source, flags in proposed.items()}))
+            {source: flags[known] for source, flags in proposed.items()},
+            None if collaborative is None else collaborative[known]))
         scores[np.setdiff1d(np.arange(len(union)), known)] = scores[known].min() - 1.0
     return scores
 
