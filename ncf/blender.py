@@ -1,8 +1,8 @@
 """The learned blend of recommendation candidates: LightGBM LambdaRank over each candidate's evidence.
 
 Evidence per candidate (`features`): the NeuMF score and its rank among the candidates, the item-to-item
-score (summed similarity to the user's recent items) and its rank, the similarity to each recent item
-(newest first: recency), the item's training count (log) and its rank, and which of those sources proposed it.
+score (the `item` source's: similarity to the user's recent items weighted by recency) and its rank, the
+similarity to each of the RECENT most recent items (newest first), the item's training count (log) and its rank, and which of those sources proposed it.
 
 Fitted when a model is trained (`fit_blender`), on a held-out slice of the model's own training
 interactions: the evaluation run's split (each user's two latest interactions held out) gives the labels,
@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .data import Split
-from .item_knn import ItemKNN
+from .item_knn import DECAY, ItemKNN
 
 if TYPE_CHECKING:
     from .recommender import NCFRecommender
 
-RECENT = 5  # recent items whose similarities are features (RECOMMENDATION_RECENT_ITEMS' default)
+RECENT = 5  # recent items whose similarities are features one by one
+RECENT_ITEMS = 10  # recent items the item score starts from when fitting (RECOMMENDATION_RECENT_ITEMS' default)
 PROPOSERS = ("collaborative", "item", "popular")
 FEATURES = ("collaborative", "collaborative_rank", "item", "item_rank",
             *(f"item_recent_{n}" for n in range(1, RECENT + 1)), "popular", "popular_rank",
@@ -37,14 +38,15 @@ PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "num_lea
 ROUNDS = 150
 
 
-def features(collaborative: np.ndarray, recent_similarities: np.ndarray, counts: np.ndarray,
+def features(collaborative: np.ndarray, item: np.ndarray, recent_similarities: np.ndarray, counts: np.ndarray,
              proposed: dict[str, np.ndarray]) -> np.ndarray:
-    """(candidates × FEATURES). `collaborative`: NeuMF scores (NaN: unknown item); `recent_similarities`:
-    (recent items, newest first) × candidates; `counts`: training counts; `proposed`: source → bool mask."""
+    """(candidates × FEATURES). `collaborative`: NeuMF scores (NaN: unknown item); `item`: the item source's
+    scores (0 or NaN: none); `recent_similarities`: (recent items, newest first) × candidates; `counts`: training
+    counts; `proposed`: source → bool mask."""
     n = len(collaborative)
     rows = np.full((RECENT, n), np.nan)
     rows[:min(RECENT, len(recent_similarities))] = recent_similarities[:RECENT]
-    item = np.nansum(rows, axis=0) if len(recent_similarities) else np.full(n, np.nan)
+    item = np.nan_to_num(np.asarray(item, dtype=np.float64))
     popular = np.log1p(np.asarray(counts, dtype=np.float64))
     columns = [collaborative, _ranks(collaborative), item, _ranks(np.where(item > 0, item, np.nan)), *rows, popular,
                _ranks(np.where(popular > 0, popular, np.nan)),
@@ -73,9 +75,11 @@ class Blender:
         self.info = info or {}
 
     def evidence(self, model: "NCFRecommender", user_id: str, recent: Sequence[str], product_ids: Sequence[str],
-                 proposed: dict[str, np.ndarray], collaborative: np.ndarray | None = None) -> np.ndarray:
+                 proposed: dict[str, np.ndarray], collaborative: np.ndarray | None = None,
+                 item: np.ndarray | None = None) -> np.ndarray:
         """FEATURES of the candidates for the user, from the served model (NCF scores, neighbours, counts);
-        `collaborative`: the model's scores of `product_ids` when the caller has them already."""
+        `collaborative`, `item`: the model's and the item source's scores of `product_ids` when the caller has
+        them already."""
         items = model.item_ids.indices(list(product_ids))
         if collaborative is None:
             collaborative = model.score_ids(user_id, list(product_ids))
@@ -83,8 +87,11 @@ class Blender:
             collaborative = np.full(len(items), np.nan)
         similarities = (model.item_knn.similarities_to(recent, product_ids) if model.item_knn is not None
                         else np.zeros((0, len(items))))
+        if item is None:
+            item = (model.item_knn.score_recent(recent, product_ids) if model.item_knn is not None
+                    else np.zeros(len(items)))
         counts = np.where(items >= 0, self.item_counts[np.maximum(items, 0)], 0.0) if len(items) else np.empty(0)
-        return features(collaborative.astype(np.float64), similarities, counts, proposed)
+        return features(collaborative.astype(np.float64), item, similarities, counts, proposed)
 
     def score(self, evidence: np.ndarray) -> np.ndarray:
         return self.booster.predict(evidence, num_threads=1) if len(evidence) else np.empty(0)
@@ -133,10 +140,10 @@ def fit_blender(evaluation_model, split: Split, final_counts: np.ndarray, candid
     popular_order = np.argsort(-counts, kind="stable")
     for user in users:
         history = train.items[order[starts[user]:starts[user + 1]]]
-        recent = history[::-1][:RECENT]
+        recent = history[::-1][:RECENT_ITEMS]
         scores = evaluation_model.score(np.full(n_items, user), np.arange(n_items)).astype(np.float64)
         similarities = knn.similarities[recent].toarray() if len(recent) else np.zeros((0, n_items))
-        profile = similarities.sum(axis=0)
+        profile = DECAY ** np.arange(len(recent)) @ similarities
         masked = scores.copy()
         masked[history] = -np.inf
         profile_masked = profile.copy()
@@ -152,7 +159,7 @@ def fit_blender(evaluation_model, split: Split, final_counts: np.ndarray, candid
         if not label.any():
             continue
         proposed = {source: np.isin(union, np.asarray(ids, dtype=np.int64)) for source, ids in proposals.items()}
-        blocks.append(features(scores[union], similarities[:, union], counts[union], proposed))
+        blocks.append(features(scores[union], profile[union], similarities[:, union], counts[union], proposed))
         labels.append(label)
         groups.append(len(union))
     if not groups:

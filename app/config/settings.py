@@ -76,7 +76,10 @@ class Settings(BaseSettings):
     recommendation_weights: str = "collaborative:0.5,item:4,content:1,similar:2,popular:0,trending:0.5"
     recommendation_exclude: str = "purchased,rated"  # products not recommended again (see EXCLUDABLE), or none
     recommendation_rank_constant: int = 60  # k of the blend's per-source score (k + 1) / (k + rank)
-    recommendation_recent_items: int = 5  # the user's latest products the item-to-item sources start from
+    # the user's latest products the item-to-item sources start from, and the item source's recency weighting
+    # (the t-th newest counts decay ** t): chosen on the MovieLens validation split (docs/recommendations.md)
+    recommendation_recent_items: int = 10
+    recommendation_recent_decay: float = 0.7
     # how the collaborative source finds its candidates (docs/recommendations.md): exact NeuMF over the whole
     # catalogue, the GMF part over the whole catalogue in process, or by ANN over the GMF vectors in Milvus
     collaborative_retrieval: str = "ann"
@@ -132,6 +135,8 @@ class Settings(BaseSettings):
         if self.collaborative_retrieval not in COLLABORATIVE_RETRIEVALS:
             raise ValueError(f"COLLABORATIVE_RETRIEVAL must be one of {COLLABORATIVE_RETRIEVALS}, "
                              f"got {self.collaborative_retrieval!r}")
+        if not 0 < self.recommendation_recent_decay <= 1:
+            raise ValueError(f"RECOMMENDATION_RECENT_DECAY must be in (0, 1], got {self.recommendation_recent_decay!r}")
         if not 0 <= self.dense_weight <= 1:
             raise ValueError(f"DENSE_WEIGHT must be between 0 and 1, got {self.dense_weight!r}")
         parse_weights(self.search_personalization_weights, PERSONALIZATION_SOURCES)  # raises ValueError if bad

@@ -124,7 +124,7 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
                               settings.recommendation_source_weights, EVENT_TYPES,
                               settings.recommendation_rank_constant, settings.recommendation_recent_items,
                               settings.collaborative_retrieval, served.index, settings.collaborative_candidates,
-                              settings.recommendation_blend)
+                              settings.recommendation_blend, settings.recommendation_recent_decay)
     touched: dict[str, set[str]] = {}
     for event in training:
         touched.setdefault(event.user_id, set()).add(event.product_id)

@@ -117,7 +117,8 @@ class Recommender:
                  collaborative: CollaborativeScorer | None = None, popular_cache_seconds: float = 0.0,
                  weights: dict[str, float] | None = None, exclude: Sequence[str] = ("purchase",),
                  rank_constant: int = 60, recent_items: int = 5, retrieval: str = "exact",
-                 index: CollaborativeIndex | None = None, retrieval_candidates: int = 500, blend: str = "rank"):
+                 index: CollaborativeIndex | None = None, retrieval_candidates: int = 500, blend: str = "rank",
+                 recent_decay: float = 0.7):
         self.products = products
         self.users = users
         self.events = events
@@ -128,6 +129,7 @@ class Recommender:
         self.exclude = tuple(exclude)  # event types whose products are not recommended again
         self.rank_constant = rank_constant
         self.recent_items = recent_items
+        self.recent_decay = recent_decay  # the item source's weight of the t-th newest product: recent_decay ** t
         self.blend_default = blend  # rank | learned (learned falls back to rank without a blender)
         # (category, all time?) → its POPULAR_CACHED most popular products, for POPULAR_CACHE_SECONDS
         self._popular_cache = TTLCache(maxsize=POPULAR_CACHE_KEYS, ttl=popular_cache_seconds or 1.0)
@@ -207,7 +209,7 @@ class Recommender:
             proposed["collaborative"] = self._collaborative_candidates(context, size)
         if "item" in sources:
             proposed["item"] = [product_id for product_id, _ in model.item_knn.recommend_recent(
-                context.recent, size + MODEL_MARGIN, context.consumed)]
+                context.recent, size + MODEL_MARGIN, context.consumed, self.recent_decay)]
         for source, future in pending.items():
             found = future.result()
             proposed[source] = [hit.product["product_id"] for hit in found] if source in ("content", "similar") \
@@ -230,7 +232,7 @@ class Recommender:
                 proposed_by[product_id].add(source)
         return Candidates(union, proposed_by, {source: raw[source] for source in SOURCES if source in raw},
                           context.model[0] if context.model else None,
-                          _learned(context, sources, union, proposed_by, raw.get("collaborative"))
+                          _learned(context, sources, union, proposed_by, raw.get("collaborative"), raw.get("item"))
                           if learned else None)
 
     def _collaborative_candidates(self, context: _Context, size: int) -> list[str]:
@@ -264,7 +266,7 @@ class Recommender:
         if "collaborative" in sources:
             raw["collaborative"] = model.score_ids(context.user_id, union)
         if "item" in sources:
-            raw["item"] = _positive(model.item_knn.score_recent(context.recent, union))
+            raw["item"] = _positive(model.item_knn.score_recent(context.recent, union, self.recent_decay))
         for source, future in popularity.items():
             counts = future.result()
             raw[source] = _positive(np.array([counts.get(product_id, 0.0) for product_id in union]))
@@ -348,9 +350,9 @@ class Recommender:
 
 
 def _learned(context: _Context, sources: set[str], union: list[str], proposed_by: dict[str, set[str]],
-             collaborative: np.ndarray | None) -> np.ndarray | None:
+             collaborative: np.ndarray | None, item: np.ndarray | None) -> np.ndarray | None:
     """The served model's blender's scores of the union, for a user the model knows (None otherwise);
-    `collaborative`: the model's scores of the union, already computed for the collaborative source.
+    `collaborative`, `item`: the model's and the item source's scores of the union, already computed.
 
     The blender learnt from candidates of PROPOSERS only: the others (proposed by `content`, `similar` or
     `trending` alone) come after them."""
@@ -364,7 +366,7 @@ def _learned(context: _Context, sources: set[str], union: list[str], proposed_by
         scores[known] = model.blender.score(model.blender.evidence(
             model, context.user_id, context.recent, [union[i] for i in known],
             {source: flags[known] for source, flags in proposed.items()},
-            None if collaborative is None else collaborative[known]))
+            None if collaborative is None else collaborative[known], None if item is None else item[known]))
         scores[np.setdiff1d(np.arange(len(union)), known)] = scores[known].min() - 1.0
     return scores
 

@@ -115,7 +115,7 @@ class Resources:
             settings.popular_cache_seconds, settings.recommendation_source_weights,
             settings.recommendation_exclude_types, settings.recommendation_rank_constant,
             settings.recommendation_recent_items, settings.collaborative_retrieval, self.served_model.index,
-            settings.collaborative_candidates, settings.recommendation_blend,
+            settings.collaborative_candidates, settings.recommendation_blend, settings.recommendation_recent_decay,
         ))
 
     @property

@@ -173,18 +173,27 @@ def test_exclusion_by_event_type(client, catalog):
     assert not shown(exclude="purchased,rated,carted,viewed") & set(ids.values())
 
 
-def test_item_knn_is_the_cosine_of_co_occurrence_and_survives_a_round_trip(tmp_path):
-    # users: a+b+c, a+b, a+d → cos(a, b) = 2 / sqrt(3 * 2), cos(a, c) = 1 / sqrt(3), cos(b, d) = 0
+def test_item_knn_weighs_co_occurrence_by_closeness_in_time_and_survives_a_round_trip(tmp_path):
+    # in time order, users: a b c, a b, a d; distance 1 counts e1, 2 counts e2 (distance_scale 1) →
+    # sim(a, b) = 2 e1 / sqrt(3 * 2), sim(a, c) = e2 / sqrt(3), sim(a, d) = e1 / sqrt(3), sim(b, c) = e1 / sqrt(2)
     interactions = from_records(["u1", "u1", "u1", "u2", "u2", "u3", "u3"], ["a", "b", "c", "a", "b", "a", "d"],
-                                [1.0] * 7, [1.0] * 7)
-    knn = ItemKNN().fit(interactions)
+                                [1.0] * 7, [1.0, 2.0, 3.0, 1.0, 2.0, 1.0, 2.0])
+    e1, e2 = np.exp(-1.0), np.exp(-2.0)
+    knn = ItemKNN(distance_scale=1.0).fit(interactions)
     scores = knn.score_recent(["a"], ["b", "c", "d", "a", "unknown"])
-    assert np.allclose(scores[:4], [2 / np.sqrt(6), 1 / np.sqrt(3), 1 / np.sqrt(3), 0.0]) and np.isnan(scores[4])
-    assert knn.recommend_recent(["b"], 3) == [("a", pytest.approx(2 / np.sqrt(6))), ("c", pytest.approx(1 / np.sqrt(2)))]
-    assert [p for p, _ in knn.recommend_recent(["b", "c"], 3, exclude=["a"])] == ["b", "c"]  # tied: by index
-    # the models' contract: a user's items are those it was fit on (u1: a, b, c; d shares a user with a only)
+    assert np.allclose(scores[:4], [2 * e1 / np.sqrt(6), e2 / np.sqrt(3), e1 / np.sqrt(3), 0.0]) and np.isnan(scores[4])
+    assert scores[2] > scores[1]  # d came right after a, c two items later: both seen with a once
+    assert knn.recommend_recent(["b"], 3) == [("a", pytest.approx(2 * e1 / np.sqrt(6))),
+                                              ("c", pytest.approx(e1 / np.sqrt(2)))]
+    # the newest item counts 1, the next `decay`: b's neighbour c before c's neighbour b; equal weights tie
+    assert [p for p, _ in knn.recommend_recent(["b", "c"], 3, exclude=["a"], decay=0.5)] == ["c", "b"]
+    assert [p for p, _ in knn.recommend_recent(["b", "c"], 3, exclude=["a"], decay=1.0)] == ["b", "c"]  # by index
+    assert np.allclose(knn.score_recent(["c", "d"], ["a"], decay=0.5), [e2 / np.sqrt(3) + 0.5 * e1 / np.sqrt(3)])
+    assert ItemKNN(window=1, distance_scale=1.0).fit(interactions).score_recent(["a"], ["c"])[0] == 0.0
+    assert [p for p, _ in ItemKNN(neighbours=1).fit(interactions).recommend_recent(["a"], 3)] == ["b"]
+    # the models' contract: a user's items are those it was fit on, unweighted (u1: a, b, c)
     u1, items = interactions.user_ids.index("u1"), interactions.item_ids.indices(["d", "a"])
-    assert np.allclose(knn.score(np.array([u1, u1]), items), [1 / np.sqrt(3), 2 / np.sqrt(6) + 1 / np.sqrt(3)])
+    assert np.allclose(knn.score(np.array([u1, u1]), items), [e1 / np.sqrt(3), 2 * e1 / np.sqrt(6) + e2 / np.sqrt(3)])
     loaded = ItemKNN.load(knn.save(tmp_path / "knn"))
     assert (loaded.similarities != knn.similarities).nnz == 0 and sparse.isspmatrix_csr(loaded.similarities)
     assert loaded.recommend("u1", 3) == knn.recommend("u1", 3) and [p for p, _ in loaded.recommend("u1", 3)] == ["b", "a", "c"]

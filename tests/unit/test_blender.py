@@ -4,6 +4,7 @@ import json
 import numpy as np
 
 from ncf.blender import FEATURES, RECENT, Blender, features, fit_blender
+from ncf.item_knn import DECAY
 from ncf.data import from_records, leave_one_out
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
@@ -11,7 +12,7 @@ from ncf.train import TrainConfig
 
 def test_features_by_hand():
     similarities = np.array([[0.5, 0.0, 0.2], [0.0, 0.0, 0.4]])  # two recent items, newest first
-    table = features(np.array([2.0, -1.0, np.nan]), similarities, np.array([9, 0, 3]),
+    table = features(np.array([2.0, -1.0, np.nan]), np.array([0.5, np.nan, 0.6]), similarities, np.array([9, 0, 3]),
                      {"item": np.array([True, False, True])})
     column = {name: table[:, n] for n, name in enumerate(FEATURES)}
     assert table.shape == (3, len(FEATURES))
@@ -50,7 +51,8 @@ def test_the_blender_learns_what_predicts_the_held_out_items_and_survives_a_roun
     assert max(importance, key=importance.get).startswith("item")  # the chain's signal, not popularity
     # a candidate similar to the user's recent items beats one as popular but similar to none of them
     similar = np.array([[0.6, 0.0], [0.4, 0.0], [0.3, 0.0], [0.2, 0.0], [0.1, 0.0]])
-    evidence = features(np.zeros(2), similar, np.array([30, 30]), {"item": np.array([True, False])})
+    evidence = features(np.zeros(2), DECAY ** np.arange(5) @ similar, similar, np.array([30, 30]),
+                        {"item": np.array([True, False])})
     assert blender.score(evidence)[0] > blender.score(evidence)[1]
     blender.save(tmp_path)
     loaded = Blender.load(tmp_path)
@@ -75,6 +77,8 @@ def test_the_model_fits_its_blender_and_the_directory_keeps_it(tmp_path):
     proposed = {"item": np.ones(6, bool)}
     evidence = model.blender.evidence(model, "u000", items[:2], items, proposed)
     assert evidence.shape == (6, len(FEATURES)) and np.isfinite(evidence[:, 0]).all()
+    item = np.nan_to_num(model.item_knn.score_recent(items[:2], items))  # the item source's score
+    assert np.allclose(evidence[:, FEATURES.index("item")], item) and item.any()
     loaded = NCFRecommender.load(model.save(tmp_path / "ncf-20260101T000000Z-0"))
     assert np.allclose(loaded.blender.score(loaded.blender.evidence(loaded, "u000", items[:2], items, proposed)),
                        model.blender.score(evidence))
