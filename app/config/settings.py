@@ -73,9 +73,9 @@ class Settings(BaseSettings):
     popularity_half_life_days: float = 7.0  # 0: no time decay of popularity
     recommendation_candidates: int = 100  # per source
     # chosen on the MovieLens validation split (docs/recommendations.md)
-    recommendation_weights: str = "collaborative:0.5,item:4,content:1,similar:2,popular:0,trending:0.5"
+    recommendation_weights: str = "collaborative:0,item:4,content:0,similar:2,popular:0,trending:0"
     recommendation_exclude: str = "purchased,rated"  # products not recommended again (see EXCLUDABLE), or none
-    recommendation_rank_constant: int = 60  # k of the blend's per-source score (k + 1) / (k + rank)
+    recommendation_rank_constant: int = 20  # k of the blend's per-source score (k + 1) / (k + rank)
     # the user's latest products the item-to-item sources start from, and the item source's recency weighting
     # (the t-th newest counts decay ** t): chosen on the MovieLens validation split (docs/recommendations.md)
     recommendation_recent_items: int = 10
@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     collaborative_candidates: int = 500  # ann / gmf: products found by the GMF part that NeuMF orders
     # hybrid blend: rank (weighted rank scores) or learned (the model's blender; rank without one); chosen on
     # the MovieLens validation split (docs/recommendations.md)
-    recommendation_blend: str = "rank"
+    recommendation_blend: str = "learned"
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"

@@ -37,11 +37,11 @@ def test_every_strategy_is_measured_through_the_recommender_without_consumed_ite
     users = sample_users(replayed.held_out, 15)
     result = evaluate(replayed, users, tune=True)
     rows = result["strategies"]
-    assert set(STRATEGIES) | {"hybrid, learned blend", "all-time TopPop (training part)",
+    assert set(STRATEGIES) | {"hybrid, rank blend", "all-time TopPop (training part)",
                               "NCF model alone, whole catalogue", UNION} == set(rows)
-    assert result["blend"] == "rank" and replayed.model.blender is not None  # fitted with the model
-    assert rows["hybrid"]["served_as"] == {"hybrid (rank)": 15}
-    assert rows["hybrid, learned blend"]["served_as"] == {"hybrid (learned)": 15}
+    assert result["blend"] == "learned" and replayed.model.blender is not None  # fitted with the model
+    assert rows["hybrid"]["served_as"] == {"hybrid (learned)": 15}
+    assert rows["hybrid, rank blend"]["served_as"] == {"hybrid (rank)": 15}
     assert rows[UNION]["recall"] >= rows["hybrid"][f"recall@{RECALL_K}"] - 1e-9  # no blend beats its candidates
     assert set(result["paired"]) == set(rows) - {"hybrid", UNION}
     for name, metrics in result["paired"].items():  # hybrid minus the row: mean inside its interval
@@ -62,7 +62,7 @@ def test_every_strategy_is_measured_through_the_recommender_without_consumed_ite
     assert set(best["weights"]) == set(SOURCES) and best["rank_constant"] in (5, 20, 60)
     table = markdown({**result, "users": len(users)}, "validation")
     assert table.count("\n") == len(rows) + 1 + 4 + len(result["paired"]) and "| `hybrid` |" in table
-    assert "| `hybrid, learned blend` |" in table and f"{UNION}: recall" in table
+    assert "| `hybrid, rank blend` |" in table and f"{UNION}: recall" in table
     json.dumps(result, default=str)
 
 
