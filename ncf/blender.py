@@ -2,7 +2,8 @@
 
 Evidence per candidate (`features`): the NeuMF score and its rank among the candidates, the item-to-item
 score (the `item` source's: similarity to the user's recent items weighted by recency) and its rank, the
-similarity to each of the RECENT most recent items (newest first), the item's training count (log) and its rank, and which of those sources proposed it.
+similarity to each of the RECENT most recent items (newest first), the item's training count (log) and its
+rank, and which of those sources proposed it.
 
 Fitted when a model is trained (`fit_blender`), on a held-out slice of the model's own training
 interactions: the evaluation run's split (each user's two latest interactions held out) gives the labels,
