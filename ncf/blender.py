@@ -86,8 +86,8 @@ class Blender:
             collaborative = model.score_ids(user_id, list(product_ids))
         if collaborative is None:
             collaborative = np.full(len(items), np.nan)
-        similarities = (model.item_knn.similarities_to(recent, product_ids) if model.item_knn is not None
-                        else np.zeros((0, len(items))))
+        similarities = (model.item_knn.similarities_to(list(recent)[:RECENT], product_ids)
+                        if model.item_knn is not None else np.zeros((0, len(items))))
         if item is None:
             item = (model.item_knn.score_recent(recent, product_ids) if model.item_knn is not None
                     else np.zeros(len(items)))
