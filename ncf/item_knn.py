@@ -49,14 +49,16 @@ class ItemKNN(Recommender):
         matrix.data[:] = 1.0  # a pair seen twice counts once
         order = np.lexsort((interactions.items, interactions.timestamps, interactions.users))
         users, items = interactions.users[order], interactions.items[order]
-        cooccurrence = sparse.csr_matrix((n_items, n_items), dtype=np.float32)
+        earlier, later, weights = [], [], []
         for distance in range(1, self.window + 1):
             same = users[:-distance] == users[distance:]
             if not same.any():
                 break
-            earlier, later = items[:-distance][same], items[distance:][same]
-            weight = np.full(len(earlier), np.exp(-distance / self.distance_scale), np.float32)
-            cooccurrence = cooccurrence + sparse.csr_matrix((weight, (earlier, later)), shape=(n_items, n_items))
+            earlier.append(items[:-distance][same]), later.append(items[distance:][same])
+            weights.append(np.full(same.sum(), np.exp(-distance / self.distance_scale), np.float32))
+        pairs = [np.concatenate(part) if part else np.empty(0, dtype) for part, dtype in
+                 ((weights, np.float32), (earlier, np.int64), (later, np.int64))]
+        cooccurrence = sparse.coo_matrix((pairs[0], (pairs[1], pairs[2])), shape=(n_items, n_items)).tocsr()  # sums
         cooccurrence = (cooccurrence + cooccurrence.T).tocsr()
         cooccurrence = (cooccurrence - sparse.diags(cooccurrence.diagonal())).tocsr()  # not its own neighbour
         cooccurrence.eliminate_zeros()
