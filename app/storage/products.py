@@ -57,8 +57,9 @@ class _HideLiteIndexRefusal(logging.Filter):
 
 logging.getLogger("pymilvus.decorators").addFilter(_HideLiteIndexRefusal())
 # gRPC servers (Milvus Lite's included) refuse keepalive pings more often than every 5 minutes by default
-# ("too_many_pings" GOAWAY); pymilvus pings every 10 s, idle or not.
-GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000}
+# ("too_many_pings" GOAWAY); pymilvus pings every 10 s, idle or not. Exactly 5 minutes still drew a GOAWAY
+# (a client idle for 20 min while a 100k catalogue was embedded): timers jitter, so twice the server's minimum.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000}
 
 
 def connect(settings: Settings) -> GuardedMilvusClient:
