@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from .recommender import NCFRecommender
 
 RECENT = 5  # recent items whose similarities are features one by one
-RECENT_ITEMS = 10  # recent items the item score starts from when fitting (RECOMMENDATION_RECENT_ITEMS' default)
 PROPOSERS = ("collaborative", "item", "popular")
 FEATURES = ("collaborative", "collaborative_rank", "item", "item_rank",
             *(f"item_recent_{n}" for n in range(1, RECENT + 1)), "popular", "popular_rank",
@@ -117,11 +116,13 @@ class Blender:
 
 
 def fit_blender(evaluation_model, split: Split, final_counts: np.ndarray, candidates: int = CANDIDATES,
-                max_users: int = MAX_USERS, seed: int = 0) -> Blender | None:
+                max_users: int = MAX_USERS, seed: int = 0, recent_items: int = 10, decay: float = DECAY
+                ) -> Blender | None:
     """LambdaRank on the evaluation split: per user, the candidates the sources propose from the training part
     (`candidates` each: NeuMF `evaluation_model`, item neighbours of the training part, training counts),
     labelled 1 for the user's held-out items (validation and test of `split`). None when no user has a
-    held-out item among their candidates. `final_counts`: the item counts serving will use."""
+    held-out item among their candidates. `final_counts`: the item counts serving will use; `recent_items`,
+    `decay`: the item source's, as serving computes it."""
     import lightgbm
 
     train = split.train
@@ -141,10 +142,10 @@ def fit_blender(evaluation_model, split: Split, final_counts: np.ndarray, candid
     popular_order = np.argsort(-counts, kind="stable")
     for user in users:
         history = train.items[order[starts[user]:starts[user + 1]]]
-        recent = history[::-1][:RECENT_ITEMS]
+        recent = history[::-1][:recent_items]
         scores = evaluation_model.score(np.full(n_items, user), np.arange(n_items)).astype(np.float64)
         similarities = knn.similarities[recent].toarray() if len(recent) else np.zeros((0, n_items))
-        profile = DECAY ** np.arange(len(recent)) @ similarities
+        profile = decay ** np.arange(len(recent)) @ similarities
         masked = scores.copy()
         masked[history] = -np.inf
         profile_masked = profile.copy()

@@ -75,7 +75,8 @@ class NCFRecommender(Recommender):
         """The learned blend, on the evaluation run's split of `interactions` (the ones the model was fit on)."""
         use_threads(self.config)
         self.blender = fit_blender(self.evaluation_model, split_data(interactions, self.config),
-                                   np.bincount(interactions.items, minlength=interactions.n_items))
+                                   np.bincount(interactions.items, minlength=interactions.n_items),
+                                   recent_items=self.config.recent_items, decay=self.config.recent_decay)
         return self.blender
 
     @property

@@ -50,6 +50,9 @@ class TrainConfig:
     item_features: bool = True  # a training run gives NeuMF the source's item attributes (see ItemFeatures)
     attribute_shares: bool = True  # with item features: the user's shares of the item's values (see NeuMF)
     blender: bool = True  # fit the learned blend of recommendation candidates with the model (ncf/blender.py)
+    # the item source's recent items and recency decay the blender learns with (the service's own settings)
+    recent_items: int = 10
+    recent_decay: float = 0.7
 
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:

@@ -103,9 +103,14 @@ def add_commands(commands, default_device: str) -> None:
     evaluator.add_argument("--database-url", help="the event store (default: DATABASE_URL / DATA_DIR)")
 
 
+def served_item_source(settings: Settings) -> dict:
+    """TrainConfig values that follow the service: the item source's recency, which the blender learns with."""
+    return {"recent_items": settings.recommendation_recent_items, "recent_decay": settings.recommendation_recent_decay}
+
+
 def train_on_events(args: argparse.Namespace, settings: Settings) -> Path:
     """`python -m app.ops.cli train`: NeuMF, MF and TopPop on the event store, written under MODELS_DIR."""
-    config = train_config(args)
+    config = train_config(args, served_item_source(settings))
     interactions, source = events_source(settings, args.database_url)
     features = item_features_of(source, interactions, settings) if config.item_features else None
     return train(interactions, source, config, features, args.out or settings.resolved_models_dir)

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from app.core.evaluation import run
 
-        config = TrainConfig(progress=False, threads=args.threads, **({"epochs": args.epochs} if args.epochs else {}))
+        config = TrainConfig(progress=False, threads=args.threads, **training_data.served_item_source(res.settings),
+                             **({"epochs": args.epochs} if args.epochs else {}))
         run(res, args.split, args.movielens, args.users, args.tune,
             args.workdir or res.settings.data_dir / "evaluation", config, args.out, args.reuse)
     elif args.command == "train-ranker":

@@ -62,6 +62,8 @@ def test_the_service_trains_on_its_event_store_and_reevaluates_the_same_split(tm
     with store.write_transaction() as connection:
         store.add(connection, events, {})
     store.engine.dispose()
+    monkeypatch.setenv("RECOMMENDATION_RECENT_ITEMS", "4")  # the blender learns with the service's item source
+    monkeypatch.setenv("RECOMMENDATION_RECENT_DECAY", "0.5")
     out = tmp_path / "models"
     train = ["train", "--database-url", url, "--epochs", "2", "--embed-dim", "8",
              "--layers", "16,8", "--threads", "1", "--out", str(out)]
@@ -80,6 +82,7 @@ def test_the_service_trains_on_its_event_store_and_reevaluates_the_same_split(tm
                                 "epochs": config["history"]["best_epoch"]}
     assert config["train"]["item_features"] is True and config["model"]["n_attribute_values"] == 4 + 7
     assert config["model"]["attribute_shares"] is True  # on by default for the event store
+    assert (config["train"]["recent_items"], config["train"]["recent_decay"]) == (4, 0.5)
     assert config["item_features"] == {"fields": ["category", "sub_category", "brand"], "values": 11,
                                        "items_with_values": data.n_items}
     served, evaluated = (torch.load(directory / name) for name in ("model.pt", "evaluation_model.pt"))
