@@ -28,7 +28,7 @@ from .stack import build_store, served_store  # noqa: E402
 LIMIT = 10
 # name → (store settings changed, ProductStore.search keywords)
 VARIANTS = {
-    "hybrid RRF, one Milvus hybrid_search, page fetched by get (fusion=rrf)": ({}, {"fusion": "rrf"}),
+    "hybrid RRF, one Milvus hybrid_search (fusion=rrf)": ({}, {"fusion": "rrf"}),
     "hybrid RRF fused in the service (fusion=rrf&explain=true)": ({}, {"fusion": "rrf", "explain": True}),
     "hybrid RRF + name retriever (NAME_RETRIEVER=true)": ({"name_retriever": True}, {"fusion": "rrf"}),
     "hybrid weighted, fused in the service (default: FUSION=weighted)": ({}, {"fusion": "weighted"}),

@@ -6,10 +6,11 @@ Without MILVUS_URI, the embedded store ($DATA_DIR/milvus.db), or the Lite file M
 served on loopback by `python -m app.ops.milvus_server` (port MILVUS_LITE_PORT) and MILVUS_URI is set to it, so
 the seed scripts, the trainer and every gunicorn worker share that one store. A MILVUS_URI naming a server is
 used as it is.
-Then, one after the other: seed the mock catalogue (--resume), seed the mock interactions (same event ids:
-stored ones are skipped), and serve with gunicorn (gunicorn.conf.py: 2 workers over a Milvus server). Search and
-popular/content recommendations answer at once; NCF trains behind the running service as a background job
-(POST /train, app/storage/training_jobs.py; GET /status shows it), and the workers swap its model in when it is ready.
+Then: seed the mock catalogue (--resume); then, at the same time, seed the mock interactions (same event ids:
+stored ones are skipped) and start gunicorn (gunicorn.conf.py: 2 workers over a Milvus server), whose workers boot
+meanwhile. Once both are done the service is announced ready: search and popular/content recommendations answer;
+NCF trains behind the running service as a background job (POST /train, app/storage/training_jobs.py; GET /status
+shows it), and the workers swap its model in when it is ready. Each step's duration is logged.
 
 SIGTERM or SIGINT stops the running step (gunicorn gracefully, then anything it left running, e.g. a trainer),
 then the Lite server; a failing step, or the Lite server dying, stops everything too, and the launcher names
@@ -69,23 +70,34 @@ def main(argv: list[str] | None = None) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite's events.db, models, encoders (whatever the store)
     # the children run in the checkout, and print at once into the pipe read by `forward_output`
     env = {**os.environ, "DATA_DIR": str(settings.data_dir.resolve()), "PYTHONUNBUFFERED": "1"}
-    lite_server = None
+    lite_server, watched = None, []
     try:
         if lite_file(settings.resolved_milvus_uri):
             lite_server = start_lite_server(settings, env, stop)
             env["MILVUS_URI"] = f"http://{LOOPBACK}:{settings.milvus_lite_port}"
-        for name, step in preparation_steps(args):
-            if stop.is_set():
-                return 0
-            code = supervise(spawn(step, env), stop, lite_server, name)
-            if code != 0 and not stop.is_set():
-                return code
+            watched = [("the Milvus Lite server", lite_server)]
+            log.info("the Milvus Lite server is up (%.0f s after launch)", time.monotonic() - started)
+        catalogue_steps, event_steps = preparation_steps(args)
+        for name, step in catalogue_steps:
+            code = 0 if stop.is_set() else run_step(name, spawn(step, env), stop, watched)
+            if code != 0 or stop.is_set():
+                return 0 if stop.is_set() else code
         if stop.is_set():
             return 0
+        # the workers boot (import, load the encoder, open the store) while the events are seeded
         gunicorn = spawn(GUNICORN, env)
-        threading.Thread(target=serve_then_train, args=(service_url(env), gunicorn, settings, args.train, started),
-                         daemon=True).start()
-        code = supervise(gunicorn, stop, lite_server, "gunicorn")
+        watched_by_steps = [*watched, ("gunicorn", gunicorn)]
+        seeded = threading.Event()
+        threading.Thread(target=serve_then_train, args=(service_url(env), gunicorn, settings, args.train, started,
+                                                        seeded), daemon=True).start()
+        for name, step in event_steps:
+            code = run_step(name, spawn(step, env), stop, watched_by_steps)
+            if code != 0 or stop.is_set():
+                terminate(gunicorn)
+                stop_leftovers(gunicorn)
+                return 0 if stop.is_set() else code
+        seeded.set()
+        code = supervise(gunicorn, stop, "gunicorn", watched)
         stop_leftovers(gunicorn)
         return 0 if stop.is_set() else code
     except StartError as exc:
@@ -96,24 +108,37 @@ def main(argv: list[str] | None = None) -> int:
             terminate(lite_server)
 
 
-def preparation_steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """The named module commands run before serving, in order (both resume: a re-run skips what is stored)."""
-    steps = []
-    if args.products:
-        steps.append(("seed products", ["-m", "seed", "--resume", "products", "--count", str(args.products)]))
-    if args.users:
-        steps.append(("seed interactions", ["-m", "seed", "interactions", "--users", str(args.users)]))
-    return steps
+Step = tuple[str, list[str]]
+
+
+def preparation_steps(args: argparse.Namespace) -> tuple[list[Step], list[Step]]:
+    """The named module commands run before gunicorn starts, and those run while it boots (the events need the
+    stored catalogue; both resume: a re-run skips what is stored)."""
+    catalogue = [("seed products", ["-m", "seed", "--resume", "products", "--count", str(args.products)])]
+    events = [("seed interactions", ["-m", "seed", "interactions", "--users", str(args.users)])]
+    return catalogue if args.products else [], events if args.users else []
+
+
+def run_step(name: str, process: subprocess.Popen, stop: threading.Event,
+             watched: list[tuple[str, subprocess.Popen]]) -> int:
+    """`supervise` a preparation step; log how long it took."""
+    code = supervise(process, stop, name, watched)
+    if code == 0:
+        log.info("step %r done in %.0f s", name, time.monotonic() - process.started)
+    return code
 
 
 def serve_then_train(base_url: str, process: subprocess.Popen, settings: Settings, train: bool,
-                     started: float) -> None:
-    """Announce the service once it answers; then start NCF training behind it (POST /train)."""
+                     started: float, seeded: threading.Event) -> None:
+    """Announce the service once it answers and the events are seeded; then start NCF training behind it
+    (POST /train)."""
     try:
         wait_until_healthy(base_url, process, timeout=600)
     except (RuntimeError, TimeoutError) as exc:
         log.warning("%s", exc)
         return
+    log.info("gunicorn's workers answer (%.0f s after it started)", time.monotonic() - process.started)
+    seeded.wait()
     log.info("the service is ready at %s (%.0f s after launch)", base_url, time.monotonic() - started)
     if not train:
         return
@@ -194,9 +219,11 @@ def _listening(port: int) -> bool:
 
 
 def spawn(module_args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """`python MODULE_ARGS` in its own session; its output is copied to ours, its last lines kept (`.tail`)."""
+    """`python MODULE_ARGS` in its own session; its output is copied to ours, its last lines kept (`.tail`);
+    `.started`: when (monotonic)."""
     process = subprocess.Popen([sys.executable, *module_args], cwd=ROOT, env=env, start_new_session=True,
                                preexec_fn=_terminate_with_parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process.started = time.monotonic()
     process.tail = collections.deque(maxlen=TAIL_LINES)
     process.forwarder = threading.Thread(target=forward_output, args=(process,), daemon=True)
     process.forwarder.start()
@@ -237,19 +264,21 @@ def _terminate_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def supervise(process: subprocess.Popen, stop: threading.Event, lite_server: subprocess.Popen | None,
-              name: str) -> int:
-    """Wait for step `name` to exit; stop it first on a stop request or if the Lite server dies. A step that
-    fails is named with its exit code and the end of its output."""
+def supervise(process: subprocess.Popen, stop: threading.Event, name: str,
+              watched: list[tuple[str, subprocess.Popen]]) -> int:
+    """Wait for step `name` to exit; stop it first on a stop request or if a `watched` (name, process) dies (the
+    Lite server; gunicorn beside a seed step). A step that fails is named with its exit code and the end of its
+    output."""
     while process.poll() is None:
         if stop.wait(0.5):
             log.info("stopping %s", name)
             return terminate(process)
-        if lite_server is not None and lite_server.poll() is not None:
-            log.error("the Milvus Lite server exited with %s; its last output:\n%s\nstopping %s",
-                      lite_server.returncode, output_tail(lite_server), name)
-            terminate(process)
-            return 1
+        for other_name, other in watched:
+            if other.poll() is not None:
+                log.error("%s exited with %s; its last output:\n%s\nstopping %s", other_name, other.returncode,
+                          output_tail(other), name)
+                terminate(process)
+                return 1
     if process.returncode != 0 and not stop.is_set():
         log.error("step %r (python %s) exited with %s; its last output:\n%s", name, " ".join(process.args[1:]),
                   process.returncode, output_tail(process))

@@ -19,7 +19,7 @@ from app.storage import fusion as fusers
 from app.storage.availability import GuardedMilvusClient
 from app.storage.milvus_filters import ProductFilter, field_in
 from app.storage.milvus_metrics import TimedMilvusClient
-from app.storage.refine import REFINE_FIELDS, Sort, facet_counts, sort_matches
+from app.storage.refine import Sort, facet_counts, sort_matches
 from app.storage.vector_space import check_vector_space, vector_space
 
 DENSE_FIELD, SPARSE_FIELD, TEXT_FIELD = "dense", "sparse", "text"
@@ -389,11 +389,9 @@ class ProductStore:
         queries = {"dense": dense_query.tolist() if dense_query is not None else None,
                    "sparse": sparse_query, "name": sparse_query}
         milvus_rrf = mode == "hybrid" and fusion == "rrf" and not explain
-        # A single retriever's hits and Milvus's RRF hits carry whole products (returning fields with hits
-        # costs ~nothing); hybrid fused here fetches the page's products afterwards (a primary-key read:
-        # ~10 ms at 100k products on Lite).
-        whole = mode != "hybrid" or milvus_rrf
-        fields = list(PRODUCT_FIELDS) if whole else ["product_id", *(REFINE_FIELDS if refine else ())]
+        # Every hit carries its whole product (the page is taken from the hits: no primary-key read after the
+        # search, which took ~10 ms at 100k products on Lite; docs/search.md)
+        fields = list(PRODUCT_FIELDS)
         expr, collection = product_filter.expression(), self.collection
         with_ranks = explain or mode != "hybrid"
         if milvus_rrf:
@@ -420,9 +418,9 @@ class ProductStore:
                      for name, ranked in scored.items()}
         matches = sort_matches(matches[:window], entities, sort)
         page = matches[offset:offset + limit]
-        products = {pid: _clean(entities[pid]) for pid, _ in page} if whole else self.get([pid for pid, _ in page])
-        hits = [SearchHit(products[pid], score, {name: ranks[name].get(pid) for name in names} if with_ranks else None)
-                for pid, score in page if pid in products]
+        hits = [SearchHit(_clean(entities[pid]), score,
+                          {name: ranks[name].get(pid) for name in names} if with_ranks else None)
+                for pid, score in page]
         return SearchPage(hits, facet_counts([entities[pid] for pid, _ in matches]) if facets else None)
 
     def fusion_weights(self, names: Sequence[str], dense_weight: float | None) -> dict[str, float]:

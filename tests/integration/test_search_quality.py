@@ -85,6 +85,10 @@ def test_fusion_setting_is_checked_and_sets_the_default_of_hybrid_search(res, ca
         named = store.search(query, "running shoes", ProductFilter(), fusion=fusion).hits
         assert default == [hit.product["product_id"] for hit in named]
         assert ("hybrid_search" in log.calls) == (fusion == "rrf")
+        # the page's whole products come with the hits: no primary-key read after the search(es)
+        assert "get" not in log.calls and log.calls.count("search") == (2 if fusion == "weighted" else 0)
+        stored = store.get(default)
+        assert [hit.product for hit in named] == [stored[product_id] for product_id in default]
 
 
 def tied_groups(ranked: list[tuple[str, float]]) -> list[set[str]]:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,11 +17,26 @@ from tests.system.test_serving_stack import descendants, start_service, wait_unt
 pytestmark = pytest.mark.slow
 
 
+def wait_until_ready(log: Path, process: subprocess.Popen, timeout: float = 600) -> str:
+    """The launcher's log once it says the service is ready (the events seeded and gunicorn answering: /health
+    answers as soon as the workers have booted, which may be before the events are in)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if "the service is ready" in (text := log.read_text()):
+            return text
+        time.sleep(0.5)
+    raise AssertionError(log.read_text()[-3000:])
+
+
 def test_serves_before_training_then_swaps_the_trained_model_in(tmp_path):
     service, base_url, lite_port = start_service(tmp_path, "--products", "80", "--users", "30")
     log = tmp_path / "service.log"
     try:
-        wait_until_healthy(base_url, service, timeout=600)
+        text = wait_until_ready(log, service)
+        # gunicorn started once the catalogue was seeded, while the interactions were being seeded
+        assert (text.index("step 'seed products' done") < text.index("Starting gunicorn")
+                < text.index("step 'seed interactions' done") < text.index("the service is ready"))
+        assert "gunicorn's workers answer" in text
         processes = descendants(service.pid)
         status = requests.get(f"{base_url}/status", timeout=30).json()
         assert status["recommendations"]["ncf_model"] is None  # no model yet: served without one
