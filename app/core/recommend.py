@@ -258,17 +258,19 @@ class Recommender:
 
     def _raw_scores(self, context: _Context, sources: set[str], union: list[str]) -> dict[str, np.ndarray]:
         """The model and popularity sources' scores of the union (the content sources need its vectors)."""
-        popularity = {source: self._pool.submit(self.events.popularity_of, union, source == "popular")
-                      for source in COLD_START_SOURCES if source in sources}
+        popular_sources = [source for source in COLD_START_SOURCES if source in sources]
+        popularity = self._pool.submit(self.events.popularities_of, union) if popular_sources else None
         raw: dict[str, np.ndarray] = {}
         model = context.model[1] if context.model else None
         if "collaborative" in sources:
             raw["collaborative"] = model.score_ids(context.user_id, union)
         if "item" in sources:
             raw["item"] = _positive(model.item_knn.score_recent(context.recent, union))
-        for source, future in popularity.items():
-            counts = future.result()
-            raw[source] = _positive(np.array([counts.get(product_id, 0.0) for product_id in union]))
+        if popularity is not None:
+            decayed, all_time = popularity.result()  # both sources' scores from one read
+            for source in popular_sources:
+                counts = all_time if source == "popular" else decayed
+                raw[source] = _positive(np.array([counts.get(product_id, 0.0) for product_id in union]))
         return raw
 
     def popular(self, limit: int, product_filter: ProductFilter, fields: Sequence[str] = PRODUCT_FIELDS,
