@@ -141,3 +141,13 @@ def ingest_mock_interactions(res, catalog: list[dict], users: int, seed: int, pr
                                              seed=seed, user_prefix=prefix)]
     for start in range(0, len(events), 200):
         res.ingestor.ingest(events[start:start + 200])
+
+
+def products_of_another_process(res, **settings):
+    """A product store over the app's collection with its own cache, as another process has (`settings`:
+    overrides of the app's)."""
+    from app.storage.products import ProductStore
+
+    store = ProductStore(res.client, res.settings.model_copy(update=settings), res.encoder.dimension)
+    store.ensure_collection()
+    return store

@@ -10,8 +10,8 @@ The learned blend (`blend="learned"`) ranks the union by the served model's blen
 for users the model knows, when the model directory has one.
 
 A request reads the user's state once (app/core/user_state.py), asks the sources concurrently (a thread pool:
-Milvus searches and the model's CPU work overlap), reads the union's ids, flags and vectors only, and reads
-whole products for the answer's `limit` alone.
+Milvus searches and the model's CPU work overlap), reads the union's ids, flags and vectors only (kept per
+process: PRODUCT_CACHE_SIZE), and reads whole products afresh for the answer's `limit` alone.
 """
 from __future__ import annotations
 
@@ -86,6 +86,7 @@ class Candidates:
     raw: dict[str, np.ndarray]  # source → scores aligned with product_ids (NaN: no opinion)
     model: str | None = None
     learned: np.ndarray | None = None  # the model's blender's scores (None: no blender, or a user it does not know)
+    category: str | None = None  # the category asked for
 
 
 @dataclass
@@ -215,7 +216,7 @@ class Recommender:
             proposed[source] = [hit.product["product_id"] for hit in found] if source in ("content", "similar") \
                 else list(found)
         union = list(dict.fromkeys(product_id for ids in proposed.values() for product_id in ids))
-        rows = self._pool.submit(self.products.get, union, fields=("product_id", "active", "category", DENSE_FIELD))
+        rows = self._pool.submit(self.products.candidate_rows, union)  # cached: _ranked reads the answer afresh
         raw = self._raw_scores(context, sources, union)
         rows = rows.result()
         keep = [i for i, product_id in enumerate(union) if product_id in rows and rows[product_id]["active"]
@@ -233,7 +234,7 @@ class Recommender:
         return Candidates(union, proposed_by, {source: raw[source] for source in SOURCES if source in raw},
                           context.model[0] if context.model else None,
                           _learned(context, sources, union, proposed_by, raw.get("collaborative"), raw.get("item"))
-                          if learned else None)
+                          if learned else None, category)
 
     def _collaborative_candidates(self, context: _Context, size: int) -> list[str]:
         """The model's best products for the user: NeuMF over the whole catalogue (retrieval "exact"), or
@@ -259,17 +260,19 @@ class Recommender:
 
     def _raw_scores(self, context: _Context, sources: set[str], union: list[str]) -> dict[str, np.ndarray]:
         """The model and popularity sources' scores of the union (the content sources need its vectors)."""
-        popularity = {source: self._pool.submit(self.events.popularity_of, union, source == "popular")
-                      for source in COLD_START_SOURCES if source in sources}
+        popular_sources = [source for source in COLD_START_SOURCES if source in sources]
+        popularity = self._pool.submit(self.events.popularities_of, union) if popular_sources else None
         raw: dict[str, np.ndarray] = {}
         model = context.model[1] if context.model else None
         if "collaborative" in sources:
             raw["collaborative"] = model.score_ids(context.user_id, union)
         if "item" in sources:
             raw["item"] = _positive(model.item_knn.score_recent(context.recent, union, self.recent_decay))
-        for source, future in popularity.items():
-            counts = future.result()
-            raw[source] = _positive(np.array([counts.get(product_id, 0.0) for product_id in union]))
+        if popularity is not None:
+            decayed, all_time = popularity.result()  # both sources' scores from one read
+            for source in popular_sources:
+                counts = all_time if source == "popular" else decayed
+                raw[source] = _positive(np.array([counts.get(product_id, 0.0) for product_id in union]))
         return raw
 
     def popular(self, limit: int, product_filter: ProductFilter, fields: Sequence[str] = PRODUCT_FIELDS,
@@ -338,15 +341,28 @@ class Recommender:
                                    candidates.model)
         order, blended, rank_scores, effective = self.blend(candidates, weights, learned)
         ids = candidates.product_ids
-        products = self.products.get([ids[i] for i in order[:limit]])
         items = [
-            Recommendation(products[ids[i]], round(float(blended[i]), 6),
+            Recommendation(product, round(float(blended[i]), 6),
                            score_breakdown({source: rank_scores.get(source) for source in SOURCES}, i),
                            sorted(candidates.proposed_by[ids[i]]))
-            for i in order[:limit] if ids[i] in products  # unless deleted meanwhile
+            for i, product in self._servable(ids, order, limit, candidates.category)
         ]
         return Recommendations(strategy, cold_start, effective, items, candidates.model,
                                "learned" if learned else "rank")
+
+    def _servable(self, ids: list[str], order: list[int], limit: int, category: str | None
+                  ) -> list[tuple[int, dict]]:
+        """The first `limit` candidates in `order` that are, read afresh, still there, active and of `category`
+        (the union was filtered on cached flags), with their products."""
+        chosen: list[tuple[int, dict]] = []
+        start = 0
+        while len(chosen) < limit and start < len(order):
+            page = order[start:start + limit - len(chosen)]
+            products = self.products.get([ids[i] for i in page])
+            chosen += [(i, products[ids[i]]) for i in page if ids[i] in products and products[ids[i]]["active"]
+                       and (category is None or products[ids[i]]["category"] == category)]
+            start += len(page)
+        return chosen
 
 
 def _learned(context: _Context, sources: set[str], union: list[str], proposed_by: dict[str, set[str]],

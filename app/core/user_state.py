@@ -73,7 +73,7 @@ class UserStates:
     def _mean_vector(self, product_ids: list[str]) -> np.ndarray | None:
         if not product_ids:
             return None
-        found = self.products.get(product_ids, fields=("product_id", DENSE_FIELD))
+        found = self.products.candidate_rows(product_ids)
         return _unit(np.mean([row[DENSE_FIELD] for row in found.values()], axis=0)) if found else None
 
 

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from app.core.catalog import Product
 from app.core.collaborative import ServedModel
+from app.core.indexing import index_products
 from app.core.recommend import SOURCES, STRATEGY_SOURCES, Recommender
 from app.core.training_data import event_interactions
 from app.storage.collaborative_index import CollaborativeIndex, collection_of
@@ -14,7 +16,7 @@ from ncf.data import from_records
 from ncf.item_knn import ItemKNN
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
-from tests.helpers import ingest_mock_interactions
+from tests.helpers import ingest_mock_interactions, products_of_another_process
 from tests.integration.test_events import active_products
 
 USERS = [f"src-u{n:05d}" for n in range(1, 31)]
@@ -285,3 +287,26 @@ def test_user_state_is_kept_until_the_users_next_event(client, res, served, reco
     after = recommender.recommend(user, "similar", 10)
     assert reads == [[user]] and product not in ids_of(after)
     assert recommender.user_states.get(user).recent[0] == product
+
+
+def test_the_answer_is_read_afresh_over_candidates_filtered_on_cached_rows(res, served, recommender, catalog):
+    user = USERS[7]
+    first = ids_of(recommender.recommend(user, "ncf", 5))  # the union's rows are now in the process's cache
+    leader, runner_up = (next(p for p in catalog if p["product_id"] == product_id) for product_id in first[:2])
+    category = runner_up["category"]
+    in_category = ids_of(recommender.recommend(user, "ncf", 5, category=category))
+    assert runner_up["product_id"] in in_category
+    other_process = products_of_another_process(res)  # its writes reach this process's cache when they expire
+    try:
+        index_products([Product.model_validate({**leader, "active": False}),
+                        Product.model_validate({**runner_up, "category": "Elsewhere"})], other_process, res.encoder)
+        assert res.products.candidate_rows([leader["product_id"]])[leader["product_id"]]["active"] is True
+        again = ids_of(recommender.recommend(user, "ncf", 5))
+        assert len(again) == 5 and leader["product_id"] not in again and again[0] == first[1]
+        moved = recommender.recommend(user, "ncf", 5, category=category).items
+        kept = [product_id for product_id in in_category if product_id not in first[:2]]
+        assert [item.product["product_id"] for item in moved][:len(kept)] == kept
+        assert all(item.product["category"] == category for item in moved)
+    finally:
+        index_products([Product.model_validate(leader), Product.model_validate(runner_up)], res.products,
+                       res.encoder)
