@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -115,11 +115,12 @@ class Blender:
         return cls(lightgbm.Booster(model_str=saved["booster"]), np.asarray(saved["item_counts"]), saved["info"])
 
 
-def fit_blender(evaluation_model, split: Split, final_counts: np.ndarray, candidates: int = CANDIDATES,
-                max_users: int = MAX_USERS, seed: int = 0, recent_items: int = 10, decay: float = DECAY
-                ) -> Blender | None:
+def fit_blender(user_scores: Callable[[int], np.ndarray], split: Split, final_counts: np.ndarray,
+                candidates: int = CANDIDATES, max_users: int = MAX_USERS, seed: int = 0, recent_items: int = 10,
+                decay: float = DECAY) -> Blender | None:
     """LambdaRank on the evaluation split: per user, the candidates the sources propose from the training part
-    (`candidates` each: NeuMF `evaluation_model`, item neighbours of the training part, training counts),
+    (`candidates` each: the evaluation NeuMF's `user_scores(user)` of every item, item neighbours of the training
+    part, training counts),
     labelled 1 for the user's held-out items (validation and test of `split`). None when no user has a
     held-out item among their candidates. `final_counts`: the item counts serving will use; `recent_items`,
     `decay`: the item source's, as serving computes it."""
@@ -143,7 +144,7 @@ def fit_blender(evaluation_model, split: Split, final_counts: np.ndarray, candid
     for user in users:
         history = train.items[order[starts[user]:starts[user + 1]]]
         recent = history[::-1][:recent_items]
-        scores = evaluation_model.score(np.full(n_items, user), np.arange(n_items)).astype(np.float64)
+        scores = np.asarray(user_scores(user), dtype=np.float64)
         similarities = knn.similarities[recent].toarray() if len(recent) else np.zeros((0, n_items))
         profile = decay ** np.arange(len(recent)) @ similarities
         masked = scores.copy()
@@ -152,8 +153,8 @@ def fit_blender(evaluation_model, split: Split, final_counts: np.ndarray, candid
         profile_masked[history] = 0.0
         seen = set(history.tolist())
         proposals = {
-            "collaborative": np.argsort(-masked, kind="stable")[:candidates],
-            "item": [i for i in np.argsort(-profile_masked, kind="stable")[:candidates] if profile_masked[i] > 0],
+            "collaborative": _best(masked, candidates),
+            "item": [i for i in _best(profile_masked, candidates) if profile_masked[i] > 0],
             "popular": [i for i in popular_order[:candidates + len(history)] if i not in seen][:candidates],
         }
         union = np.array(list(dict.fromkeys(int(i) for ids in proposals.values() for i in ids)), dtype=np.int64)
@@ -171,3 +172,11 @@ def fit_blender(evaluation_model, split: Split, final_counts: np.ndarray, candid
     info = {"users": len(groups), "candidates": int(sum(groups)), "positives": int(sum(map(np.sum, labels))),
             "rounds": ROUNDS}
     return Blender(booster, final_counts, info)
+
+
+def _best(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` largest values, best first (ties: the lower index)."""
+    if k >= len(values):
+        return np.argsort(-values, kind="stable")
+    top = np.argpartition(-values, k - 1)[:k]
+    return top[np.lexsort((top, -values[top]))]
