@@ -14,6 +14,7 @@ Saved in the model directory (blender.json), so it swaps with the model.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -126,6 +127,7 @@ def fit_blender(user_scores: Callable[[int], np.ndarray], split: Split, final_co
     `decay`: the item source's, as serving computes it."""
     import lightgbm
 
+    started = time.perf_counter()
     train = split.train
     n_items = train.n_items
     knn = ItemKNN().fit(train)
@@ -170,7 +172,7 @@ def fit_blender(user_scores: Callable[[int], np.ndarray], split: Split, final_co
     data = lightgbm.Dataset(np.vstack(blocks), np.concatenate(labels), group=groups, feature_name=list(FEATURES))
     booster = lightgbm.train(PARAMS, data, num_boost_round=ROUNDS)
     info = {"users": len(groups), "candidates": int(sum(groups)), "positives": int(sum(map(np.sum, labels))),
-            "rounds": ROUNDS}
+            "rounds": ROUNDS, "seconds": round(time.perf_counter() - started, 1)}
     return Blender(booster, final_counts, info)
 
 
