@@ -45,8 +45,12 @@ def recommend(client, user_id, **params):
 
 
 def test_hybrid_blends_every_source_with_default_weights(client, served, res):
-    body = recommend(client, USERS[0], limit=100)
-    assert body["strategy"] == "hybrid" and body["model"] == res.served_model.version
+    learned = recommend(client, USERS[0], limit=100)  # the deployment's blend: the model's blender
+    assert learned["blend"] == "learned" and learned["weights"] == {} and served.blender is not None
+    assert [item["score"] for item in learned["results"]] == sorted((item["score"] for item in learned["results"]),
+                                                                    reverse=True)
+    body = recommend(client, USERS[0], limit=100, blend="rank")
+    assert body["strategy"] == "hybrid" and body["model"] == res.served_model.version and body["blend"] == "rank"
     weights = body["weights"]
     configured = {source: weight for source, weight in res.settings.recommendation_source_weights.items() if weight}
     assert weights == {source: round(weight / sum(configured.values()), 6) for source, weight in configured.items()}
@@ -76,7 +80,8 @@ def test_a_user_the_model_never_saw_falls_back(client, served, catalog):
     body = recommend(client, "ncf-newcomer", strategy="ncf")
     assert body["strategy"] == "hybrid" and "collaborative" not in body["weights"]
     assert all(item["scores"]["collaborative"] is None for item in body["results"])
-    assert "item" in body["weights"] and "content" in body["weights"]  # item-to-item from the product viewed
+    assert body["blend"] == "rank" and "item" in body["weights"]  # item-to-item from the product viewed
+    assert any(item["scores"]["content"] is not None for item in body["results"])  # and the user vector
 
 
 def test_a_newer_model_is_served_without_restart(client, served, res):
