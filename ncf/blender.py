@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from .item_knn import DECAY, ItemKNN
 
 if TYPE_CHECKING:
     from .recommender import NCFRecommender
+    from .scoring import ScoringTables
 
 RECENT = 5  # recent items whose similarities are features one by one
 PROPOSERS = ("collaborative", "item", "popular")
@@ -32,6 +33,7 @@ FEATURES = ("collaborative", "collaborative_rank", "item", "item_rank",
             *(f"item_recent_{n}" for n in range(1, RECENT + 1)), "popular", "popular_rank",
             *(f"proposed_{source}" for source in PROPOSERS))
 CANDIDATES = 100  # per source when fitting (RECOMMENDATION_CANDIDATES' default)
+SHORTLIST = 500  # the GMF part's best, ordered by NeuMF for the collaborative candidates (COLLABORATIVE_CANDIDATES')
 MAX_USERS = 5000  # users sampled for fitting
 PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "num_leaves": 7, "min_data_in_leaf": 50,
           "learning_rate": 0.05, "lambdarank_truncation_level": 20, "feature_fraction": 1.0, "verbose": -1,
@@ -116,15 +118,15 @@ class Blender:
         return cls(lightgbm.Booster(model_str=saved["booster"]), np.asarray(saved["item_counts"]), saved["info"])
 
 
-def fit_blender(user_scores: Callable[[int], np.ndarray], split: Split, final_counts: np.ndarray,
-                candidates: int = CANDIDATES, max_users: int = MAX_USERS, seed: int = 0, recent_items: int = 10,
-                decay: float = DECAY) -> Blender | None:
+def fit_blender(tables: "ScoringTables", split: Split, final_counts: np.ndarray, candidates: int = CANDIDATES,
+                max_users: int = MAX_USERS, seed: int = 0, recent_items: int = 10, decay: float = DECAY,
+                shortlist: int = SHORTLIST) -> Blender | None:
     """LambdaRank on the evaluation split: per user, the candidates the sources propose from the training part
-    (`candidates` each: the evaluation NeuMF's `user_scores(user)` of every item, item neighbours of the training
-    part, training counts),
+    (`candidates` each: the evaluation NeuMF's `tables`, item neighbours of the training part, training counts),
     labelled 1 for the user's held-out items (validation and test of `split`). None when no user has a
-    held-out item among their candidates. `final_counts`: the item counts serving will use; `recent_items`,
-    `decay`: the item source's, as serving computes it."""
+    held-out item among their candidates. The collaborative candidates are found as serving finds them by
+    default (COLLABORATIVE_RETRIEVAL=ann): NeuMF orders the GMF part's `shortlist` best. `final_counts`: the
+    item counts serving will use; `recent_items`, `decay`: the item source's, as serving computes it."""
     import lightgbm
 
     started = time.perf_counter()
@@ -146,16 +148,17 @@ def fit_blender(user_scores: Callable[[int], np.ndarray], split: Split, final_co
     for user in users:
         history = train.items[order[starts[user]:starts[user + 1]]]
         recent = history[::-1][:recent_items]
-        scores = np.asarray(user_scores(user), dtype=np.float64)
         similarities = knn.similarities[recent].toarray() if len(recent) else np.zeros((0, n_items))
         profile = decay ** np.arange(len(recent)) @ similarities
-        masked = scores.copy()
-        masked[history] = -np.inf
+        gmf = tables.gmf_scores(user)
+        gmf[history] = -np.inf
+        found = _best(gmf, shortlist)
+        found = found[np.isfinite(gmf[found])]
         profile_masked = profile.copy()
         profile_masked[history] = 0.0
         seen = set(history.tolist())
         proposals = {
-            "collaborative": _best(masked, candidates),
+            "collaborative": found[_best(tables.score(user, found), candidates)],
             "item": [i for i in _best(profile_masked, candidates) if profile_masked[i] > 0],
             "popular": [i for i in popular_order[:candidates + len(history)] if i not in seen][:candidates],
         }
@@ -164,7 +167,8 @@ def fit_blender(user_scores: Callable[[int], np.ndarray], split: Split, final_co
         if not label.any():
             continue
         proposed = {source: np.isin(union, np.asarray(ids, dtype=np.int64)) for source, ids in proposals.items()}
-        blocks.append(features(scores[union], profile[union], similarities[:, union], counts[union], proposed))
+        blocks.append(features(tables.score(user, union).astype(np.float64), profile[union], similarities[:, union],
+                               counts[union], proposed))
         labels.append(label)
         groups.append(len(union))
     if not groups:

@@ -74,8 +74,7 @@ class NCFRecommender(Recommender):
     def fit_blender(self, interactions: Interactions) -> Blender | None:
         """The learned blend, on the evaluation run's split of `interactions` (the ones the model was fit on)."""
         use_threads(self.config)
-        tables = ScoringTables(self.evaluation_model)  # the forward pass's logits, faster over a large catalogue
-        self.blender = fit_blender(tables.score, split_data(interactions, self.config),
+        self.blender = fit_blender(ScoringTables(self.evaluation_model), split_data(interactions, self.config),
                                    np.bincount(interactions.items, minlength=interactions.n_items),
                                    recent_items=self.config.recent_items, decay=self.config.recent_decay)
         return self.blender

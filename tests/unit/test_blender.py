@@ -35,15 +35,23 @@ def chain_interactions(users=120, items=40, length=8, seed=0):
     return from_records(user_ids, item_ids, [1.0] * len(rows), times)
 
 
-def no_opinion(n_items: int):
-    """A stand-in NeuMF that scores every item alike."""
-    return lambda user: np.zeros(n_items, np.float32)
+class NoOpinion:
+    """Stand-in scoring tables of a NeuMF that scores every item alike."""
+
+    def __init__(self, n_items: int):
+        self.n_items = n_items
+
+    def gmf_scores(self, user):
+        return np.zeros(self.n_items, np.float32)
+
+    def score(self, user, items):
+        return np.zeros(len(items), np.float32)
 
 
 def test_the_blender_learns_what_predicts_the_held_out_items_and_survives_a_round_trip(tmp_path):
     interactions = chain_interactions()
     split = leave_one_out(interactions, num_negatives=5)
-    blender = fit_blender(no_opinion(interactions.n_items), split,
+    blender = fit_blender(NoOpinion(interactions.n_items), split,
                           np.bincount(interactions.items, minlength=interactions.n_items))
     assert blender is not None and blender.info["users"] > 50 and blender.info["positives"] >= blender.info["users"]
     importance = dict(zip(FEATURES, blender.booster.feature_importance("gain")))
@@ -90,5 +98,5 @@ def test_the_model_fits_its_blender_and_the_directory_keeps_it(tmp_path):
 def test_no_blender_when_no_user_has_a_held_out_item_among_the_candidates():
     interactions = chain_interactions(users=10)
     split = leave_one_out(interactions, num_negatives=5)
-    assert fit_blender(no_opinion(interactions.n_items), split, np.zeros(interactions.n_items),
+    assert fit_blender(NoOpinion(interactions.n_items), split, np.zeros(interactions.n_items),
                        candidates=0) is None
