@@ -228,9 +228,10 @@ class Recommender:
             if source in sources:
                 raw[source] = vectors @ query if len(union) else np.empty(0)
         proposed_by: dict[str, set[str]] = {product_id: set() for product_id in union}
-        for source, ids in proposed.items():
-            for product_id in [product_id for product_id in ids if product_id in proposed_by][:size]:
-                proposed_by[product_id].add(source)
+        for source, ids in proposed.items():  # its margin included: what replaces products filtered out
+            for product_id in ids:
+                if product_id in proposed_by:
+                    proposed_by[product_id].add(source)
         return Candidates(union, proposed_by, {source: raw[source] for source in SOURCES if source in raw},
                           context.model[0] if context.model else None,
                           _learned(context, sources, union, proposed_by, raw.get("collaborative"), raw.get("item"))
