@@ -232,9 +232,11 @@ class Recommender:
             for product_id in ids:
                 if product_id in proposed_by:
                     proposed_by[product_id].add(source)
+        best = {source: set([product_id for product_id in ids if product_id in proposed_by][:size])
+                for source, ids in proposed.items()}  # each source's `size` best that remain (what blenders fit on)
         return Candidates(union, proposed_by, {source: raw[source] for source in SOURCES if source in raw},
                           context.model[0] if context.model else None,
-                          _learned(context, sources, union, proposed_by, raw.get("collaborative"), raw.get("item"))
+                          _learned(context, sources, union, best, raw.get("collaborative"), raw.get("item"))
                           if learned else None, category)
 
     def _collaborative_candidates(self, context: _Context, size: int) -> list[str]:
@@ -366,17 +368,18 @@ class Recommender:
         return chosen
 
 
-def _learned(context: _Context, sources: set[str], union: list[str], proposed_by: dict[str, set[str]],
+def _learned(context: _Context, sources: set[str], union: list[str], best: dict[str, set[str]],
              collaborative: np.ndarray | None, item: np.ndarray | None) -> np.ndarray | None:
     """The served model's blender's scores of the union, for a user the model knows (None otherwise);
-    `collaborative`, `item`: the model's and the item source's scores of the union, already computed.
+    `best`: each source's `size` best candidates; `collaborative`, `item`: the model's and the item source's
+    scores of the union, already computed.
 
-    The blender learnt from candidates of PROPOSERS only: the others (proposed by `content`, `similar` or
-    `trending` alone) come after them."""
+    The blender learnt from the best candidates of PROPOSERS only: the others (their margins, or proposed by
+    `content`, `similar` or `trending` alone) come after them."""
     model = context.model[1] if context.model else None
     if model is None or model.blender is None or "collaborative" not in sources or not union:
         return None
-    proposed = {source: np.array([source in proposed_by[product_id] for product_id in union]) for source in PROPOSERS}
+    proposed = {source: np.array([product_id in best.get(source, ()) for product_id in union]) for source in PROPOSERS}
     known = np.flatnonzero(np.any(list(proposed.values()), axis=0))  # ranks are features: among these only
     scores = np.zeros(len(union))
     if len(known):
