@@ -59,7 +59,13 @@ class Recommender(ABC):
         """The k best (item id, score) of `scores` (one per item, index order; changed in place), without `exclude`."""
         excluded = self.item_ids.indices(list(exclude))
         scores[excluded[excluded >= 0]] = -np.inf
-        k = min(k, int(np.isfinite(scores).sum()))
-        top = np.argpartition(-scores, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.item_ids.ids[i], float(scores[i])) for i in top]
+        return [(self.item_ids.ids[i], float(scores[i])) for i in best(scores, k)]
+
+
+def best(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the (at most) k largest finite scores, best first (ties: the lower index)."""
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.lexsort((top, -scores[top]))]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .base import best
 from .data import Split
 from .item_knn import DECAY, ItemKNN
 
@@ -51,14 +52,14 @@ def features(collaborative: np.ndarray, item: np.ndarray, recent_similarities: n
     rows[:min(RECENT, len(recent_similarities))] = recent_similarities[:RECENT]
     item = np.nan_to_num(np.asarray(item, dtype=np.float64))
     popular = np.log1p(np.asarray(counts, dtype=np.float64))
-    columns = [collaborative, _ranks(collaborative), item, _ranks(np.where(item > 0, item, np.nan)), *rows, popular,
-               _ranks(np.where(popular > 0, popular, np.nan)),
+    columns = [collaborative, ranks(collaborative), item, ranks(np.where(item > 0, item, np.nan)), *rows, popular,
+               ranks(np.where(popular > 0, popular, np.nan)),
                *(np.asarray(proposed.get(source, np.zeros(n, bool)), dtype=np.float64) for source in PROPOSERS)]
     return np.column_stack([np.asarray(column, dtype=np.float64) for column in columns]) if n else np.empty(
         (0, len(FEATURES)))
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
+def ranks(values: np.ndarray) -> np.ndarray:
     """1 for the highest value among the candidates, 2 for the next...; NaN stays NaN (no evidence)."""
     values = np.asarray(values, dtype=np.float64)
     present = np.flatnonzero(np.isfinite(values))
@@ -152,14 +153,13 @@ def fit_blender(tables: "ScoringTables", split: Split, final_counts: np.ndarray,
         profile = decay ** np.arange(len(recent)) @ similarities
         gmf = tables.gmf_scores(user)
         gmf[history] = -np.inf
-        found = _best(gmf, shortlist)
-        found = found[np.isfinite(gmf[found])]
+        found = best(gmf, shortlist)
         profile_masked = profile.copy()
         profile_masked[history] = 0.0
         seen = set(history.tolist())
         proposals = {
-            "collaborative": found[_best(tables.score(user, found), candidates)],
-            "item": [i for i in _best(profile_masked, candidates) if profile_masked[i] > 0],
+            "collaborative": found[best(tables.score(user, found), candidates)],
+            "item": [i for i in best(profile_masked, candidates) if profile_masked[i] > 0],
             "popular": [i for i in popular_order[:candidates + len(history)] if i not in seen][:candidates],
         }
         union = np.array(list(dict.fromkeys(int(i) for ids in proposals.values() for i in ids)), dtype=np.int64)
@@ -179,10 +179,3 @@ def fit_blender(tables: "ScoringTables", split: Split, final_counts: np.ndarray,
             "rounds": ROUNDS, "seconds": round(time.perf_counter() - started, 1)}
     return Blender(booster, final_counts, info)
 
-
-def _best(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the `k` largest values, best first (ties: the lower index)."""
-    if k >= len(values):
-        return np.argsort(-values, kind="stable")
-    top = np.argpartition(-values, k - 1)[:k]
-    return top[np.lexsort((top, -values[top]))]

@@ -107,13 +107,7 @@ class ItemKNN(Recommender):
         """The k items most similar to the `recent` ones, newest first, weighted by recency (positive scores
         only), without `exclude`."""
         profile = self._profile(recent, decay)
-        excluded = self.item_ids.indices(list(exclude))
-        profile[excluded[excluded >= 0]] = 0.0
-        candidates = np.flatnonzero(profile > 0)
-        if len(candidates) > k:
-            candidates = candidates[np.argpartition(-profile[candidates], k - 1)[:k]]
-        candidates = candidates[np.lexsort((candidates, -profile[candidates]))]
-        return [(self.item_ids.ids[i], float(profile[i])) for i in candidates]
+        return self.top(np.where(profile > 0, profile, -np.inf), k, exclude)
 
     def save(self, directory: str | Path) -> Path:
         """item_knn.npz (similarities), item_knn_users.npz (the users' items) and the id mappings."""

@@ -32,7 +32,7 @@ from app.storage.events import EventStore
 from app.storage.milvus_filters import ProductFilter
 from app.storage.products import DENSE_FIELD, PRODUCT_FIELDS, ProductStore
 from app.storage.users import UserVectorStore
-from ncf.blender import PROPOSERS
+from ncf.blender import PROPOSERS, ranks
 
 if TYPE_CHECKING:
     from ncf.recommender import NCFRecommender
@@ -121,7 +121,6 @@ class Recommender:
                  index: CollaborativeIndex | None = None, retrieval_candidates: int = 500, blend: str = "rank",
                  recent_decay: float = 0.7):
         self.products = products
-        self.users = users
         self.events = events
         self.candidates = candidates  # per source
         self.collaborative = collaborative
@@ -129,7 +128,6 @@ class Recommender:
         self.weights = weights or dict.fromkeys(SOURCES, 1.0)
         self.exclude = tuple(exclude)  # event types whose products are not recommended again
         self.rank_constant = rank_constant
-        self.recent_items = recent_items
         self.recent_decay = recent_decay  # the item source's weight of the t-th newest product: recent_decay ** t
         self.blend_default = blend  # rank | learned (learned falls back to rank without a blender)
         # (category, all time?) → its POPULAR_CACHED most popular products, for POPULAR_CACHE_SECONDS
@@ -423,12 +421,7 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 
 def _rank_scores(values: np.ndarray, constant: int) -> np.ndarray:
     """(constant + 1) / (constant + rank), rank 1 for the highest finite value; NaN stays NaN."""
-    values = np.asarray(values, dtype=np.float64)
-    finite = np.flatnonzero(np.isfinite(values))
-    scores = np.full(len(values), np.nan)
-    order = finite[np.argsort(-values[finite], kind="stable")]
-    scores[order] = (constant + 1.0) / (constant + 1.0 + np.arange(len(order)))
-    return scores
+    return (constant + 1.0) / (constant + ranks(values))
 
 
 def _positive(values: np.ndarray) -> np.ndarray:
