@@ -119,12 +119,8 @@ def replay(res: Resources, events: list[Event], split: str, workdir: Path, confi
                          if res.settings.collaborative_retrieval == "ann" else None)
     if served.current() is None:
         raise RuntimeError(f"the model trained for the replay is not served from {workdir / 'models'}")
-    settings = res.settings
-    recommender = Recommender(products, vectors, store, settings.recommendation_candidates, served, 0.0,
-                              settings.recommendation_source_weights, EVENT_TYPES,
-                              settings.recommendation_rank_constant, settings.recommendation_recent_items,
-                              settings.collaborative_retrieval, served.index, settings.collaborative_candidates,
-                              settings.recommendation_blend, settings.recommendation_recent_decay)
+    recommender = Recommender.from_settings(res.settings, products, vectors, store, served,
+                                            popular_cache_seconds=0.0, exclude=EVENT_TYPES)
     touched: dict[str, set[str]] = {}
     for event in training:
         touched.setdefault(event.user_id, set()).add(event.product_id)

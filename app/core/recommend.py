@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import numpy as np
 from cachetools import TTLCache
 
-from app.config.settings import RECOMMENDATION_BLENDS, RECOMMENDATION_SOURCES
+from app.config.settings import RECOMMENDATION_BLENDS, RECOMMENDATION_SOURCES, Settings
 from app.config.weights import effective_weights
+from app.core.collaborative import ServedModel
 from app.core.user_state import UserStates
 from app.storage.collaborative_index import CollaborativeIndex
 from app.storage.events import EventStore
@@ -138,6 +139,20 @@ class Recommender:
         self.retrieval_candidates = retrieval_candidates  # found by GMF, ordered by NeuMF (COLLABORATIVE_CANDIDATES)
         self._pool = ThreadPoolExecutor(max_workers=SOURCE_THREADS, thread_name_prefix="recommend")
         self.user_states = UserStates(events, users, products, recent_items, self._pool)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, products: ProductStore, users: UserVectorStore, events: EventStore,
+                      served: ServedModel, **overrides) -> "Recommender":
+        """The deployment's recommender over these stores and served model (`overrides`: arguments to change)."""
+        return cls(products, users, events, **{
+            "candidates": settings.recommendation_candidates, "collaborative": served,
+            "popular_cache_seconds": settings.popular_cache_seconds,
+            "weights": settings.recommendation_source_weights, "exclude": settings.recommendation_exclude_types,
+            "rank_constant": settings.recommendation_rank_constant,
+            "recent_items": settings.recommendation_recent_items, "retrieval": settings.collaborative_retrieval,
+            "index": served.index, "retrieval_candidates": settings.collaborative_candidates,
+            "blend": settings.recommendation_blend, "recent_decay": settings.recommendation_recent_decay,
+            **overrides})
 
     def recommend(self, user_id: str, strategy: str = "hybrid", limit: int = 10, category: str | None = None,
                   exclude: Sequence[str] | None = None, weights: dict[str, float] | None = None,

@@ -109,14 +109,8 @@ class Resources:
 
     @property
     def recommender(self) -> Recommender:
-        settings = self.settings
-        return self._build("_recommender", lambda: Recommender(
-            self.products, self.users, self.events, settings.recommendation_candidates, self.served_model,
-            settings.popular_cache_seconds, settings.recommendation_source_weights,
-            settings.recommendation_exclude_types, settings.recommendation_rank_constant,
-            settings.recommendation_recent_items, settings.collaborative_retrieval, self.served_model.index,
-            settings.collaborative_candidates, settings.recommendation_blend, settings.recommendation_recent_decay,
-        ))
+        return self._build("_recommender", lambda: Recommender.from_settings(
+            self.settings, self.products, self.users, self.events, self.served_model))
 
     @property
     def training_jobs(self) -> TrainingJobs:
