@@ -58,10 +58,11 @@ class _HideLiteIndexRefusal(logging.Filter):
 
 
 logging.getLogger("pymilvus.decorators").addFilter(_HideLiteIndexRefusal())
-# gRPC servers (Milvus Lite's included) refuse keepalive pings more often than every 5 minutes by default
-# ("too_many_pings" GOAWAY); pymilvus pings every 10 s, idle or not. Exactly 5 minutes still drew a GOAWAY
-# (a client idle for 20 min while a 100k catalogue was embedded): timers jitter, so twice the server's minimum.
-GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000}
+# gRPC servers (Milvus Lite's included) answer keepalive pings sent more often than every 5 minutes during calls, or
+# every 2 hours on a connection without calls, with a "too_many_pings" GOAWAY; pymilvus pings every 10 s, idle or
+# not. So: every 10 minutes (timers jitter: twice the server's minimum), and only while a call is running (a client
+# idle for 30 min drew the GOAWAY at 10-minute pings; a dead idle connection shows at its next call, which reconnects).
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_without_calls": 0}
 
 
 def connect(settings: Settings) -> GuardedMilvusClient:
