@@ -33,6 +33,7 @@ from .common import bench_data_dir, free_port
 CATALOG_SEED = 42
 INTERACTIONS_SEED = 42
 CACHE_CHUNK = 5000
+TRAIN_EPOCHS = 3  # the store's model: latency does not depend on epochs; 30 (the default) take ~30 min at 100k
 NEVER = threading.Event()  # the benchmarks do not stop their Lite server early
 
 
@@ -104,10 +105,10 @@ def ensure_interactions(res: Resources, users: int) -> list[dict]:
 
 
 def ensure_model(settings: Settings) -> str:
-    """The version of the NCF model trained on the store's events (trained now if there is none)."""
+    """The version of the NCF model trained on the store's events (trained now, TRAIN_EPOCHS, if there is none)."""
     if latest_model_dir(settings.resolved_models_dir) is None:
-        print("training an NCF model on the events ...", flush=True)
-        trainer = spawn(["-m", "app.ops.cli", "train"], service_env(settings))
+        print(f"training an NCF model on the events ({TRAIN_EPOCHS} epochs) ...", flush=True)
+        trainer = spawn(["-m", "app.ops.cli", "train", "--epochs", str(TRAIN_EPOCHS)], service_env(settings))
         if trainer.wait() != 0:
             raise SystemExit("training failed")
     return latest_model_dir(settings.resolved_models_dir).name
