@@ -29,7 +29,7 @@ from app.core.catalog import Product, embedding_text  # noqa: E402
 from app.core.indexing import index_products  # noqa: E402
 from app.core.resources import EXTENSION_KEY  # noqa: E402
 from app.storage.milvus_filters import ProductFilter  # noqa: E402
-from app.storage.products import DENSE_FIELD, LITE_INDEX_FALLBACKS  # noqa: E402
+from app.storage.products import DENSE_FIELD, DENSE_METRIC, LITE_INDEX_FALLBACKS  # noqa: E402
 from seed.mock_catalog import generate_products  # noqa: E402
 
 from app.core.resources import Resources  # noqa: E402
@@ -131,7 +131,8 @@ def search_latency(size: int, n_queries: int, index_type: str, backend: str, wid
         res = app.extensions[EXTENSION_KEY]
         try:
             products, vectors = build_store(size, settings, res.encoder)
-            if res.products.dense_index_type not in (index_type, LITE_INDEX_FALLBACKS.get(index_type)):
+            if res.products.dense_index_type not in (index_type, LITE_INDEX_FALLBACKS.get(index_type)) \
+                    or res.products.dense_metric != DENSE_METRIC:
                 print(f"building the {index_type} index ...", flush=True)
                 res.products.rebuild_dense_index()
             return measure_search(app, size, n_queries, res.encoder, products, vectors, widen)
@@ -203,7 +204,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,100000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed-sample", type=int, default=2000, help="0: no encoder backends table")
-    parser.add_argument("--index-types", default="FLAT,HNSW", help="INDEX_TYPE values (HNSW is IVF_FLAT on Lite)")
+    parser.add_argument("--index-types", default="FLAT,HNSW", help="INDEX_TYPE values (HNSW is FLAT on Lite)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="the first is the baseline of the ratios")
     parser.add_argument("--search-backends", default="onnx,torch", help="EMBEDDING_BACKEND of the latency rows")
     parser.add_argument("--widen", default="", help="e.g. 4,10: dense recall of that many × 10 candidates re-scored")

@@ -30,9 +30,10 @@ NAME_TEXT_FIELD, NAME_SPARSE_FIELD = "name_text", "name_sparse"
 ANALYZERS = {"english": {"type": "english"}, "standard": {"tokenizer": "standard", "filter": ["lowercase"]}}
 # The retrievers of a search: name → the vector field it searches
 RETRIEVER_FIELDS = {"dense": DENSE_FIELD, "sparse": SPARSE_FIELD, "name": NAME_SPARSE_FIELD}
-# Product vectors are unit length, so COSINE ranks as inner product does; weighted fusion (app/storage/fusion.py) adds
-# the cosine as it is, a score on a fixed scale.
-DENSE_METRIC = "COSINE"
+# Product vectors are unit length and queries are made so: their inner product is their cosine, which weighted fusion
+# (app/storage/fusion.py) adds as it is, a score on a fixed scale. IP, not COSINE: exact (FLAT) search under COSINE
+# normalises every stored vector again per search, ~1.8x the time at 100,000 products (decisions/0007).
+DENSE_METRIC = "IP"
 PRODUCT_FIELDS = (
     "product_id", "name", "description", "brand", "category", "sub_category", "price", "rating",
     "rating_count", "sold_count", "active", "skus", "created_at",
@@ -44,9 +45,10 @@ MAX_BATCH_ROWS = 500
 GET_BATCH_IDS = 100
 GET_THREADS = 4
 LITE_INDEX_REFUSAL = "local mode only support"
-# What Milvus Lite builds instead of an index type it refuses. Lite keeps every row in one growing segment,
-# which segcore searches through its interim IVF index (fixed parameters: SEARCH_NPROBE does not apply there).
-LITE_INDEX_FALLBACKS = {"HNSW": "IVF_FLAT"}
+# What Milvus Lite builds instead of an index type it refuses: FLAT, exact. Lite builds no index of its own: a
+# sealed segment under IVF_FLAT is searched through segcore's interim IVF index, whose fixed parameters lose ~10% of
+# the exact top 10 from ~90,000 products on (SEARCH_NPROBE does not reach it; decisions/0007).
+LITE_INDEX_FALLBACKS = {"HNSW": "FLAT"}
 log = logging.getLogger(__name__)
 
 
@@ -107,6 +109,7 @@ class ProductStore:
         self.learned_sparse = settings.sparse_mode == "bge-m3"
         self._write_lock = threading.Lock()
         self.dense_index_type = settings.index_type  # what the collection really has, once ensured
+        self.dense_metric = DENSE_METRIC  # idem (a collection made before IP is searched by COSINE until rebuilt)
         self.has_name_field = not self.learned_sparse  # what the collection really has, once ensured
         self._serving: str | None = None
         self._checked_at = -float("inf")
@@ -169,10 +172,12 @@ class ProductStore:
         self._describe(collection)
         if self.client.describe_index(collection, DENSE_FIELD) is None:
             self._create_dense_index(collection)
-        self.dense_index_type = self.client.describe_index(collection, DENSE_FIELD)["index_type"]
-        if self.dense_index_type not in (self.settings.index_type, LITE_INDEX_FALLBACKS.get(self.settings.index_type)):
-            log.warning("the dense index of %r is %s, not INDEX_TYPE=%s: `python -m app.ops.cli rebuild-dense-index` "
-                        "replaces it", self.collection, self.dense_index_type, self.settings.index_type)
+        self._note_dense_index(collection)
+        if self.dense_index_type not in (self.settings.index_type, LITE_INDEX_FALLBACKS.get(self.settings.index_type)) \
+                or self.dense_metric != DENSE_METRIC:
+            log.warning("the dense index of %r is %s (%s), not INDEX_TYPE=%s (%s): `python -m app.ops.cli "
+                        "rebuild-dense-index` replaces it", self.collection, self.dense_index_type, self.dense_metric,
+                        self.settings.index_type, DENSE_METRIC)
         self.client.load_collection(collection)
 
     def _create(self, collection: str) -> None:
@@ -190,9 +195,8 @@ class ProductStore:
         elif not self.has_name_field and not self.learned_sparse:
             log.warning("collection %r predates the name retriever and TEXT_ANALYZER: `python -m app.ops.cli "
                         "rebuild-collection` rebuilds it", collection)
-        index = self.client.describe_index(collection, DENSE_FIELD)
-        if index is not None:
-            self.dense_index_type = index["index_type"]
+        if self.client.describe_index(collection, DENSE_FIELD) is not None:
+            self._note_dense_index(collection)
 
     def rebuild_collection(self, on_batch=None) -> tuple[str, str, int]:
         """Copy every product (stored vectors: no re-embedding) into a new collection with today's schema and
@@ -231,11 +235,16 @@ class ProductStore:
             self.client.drop_index(collection, DENSE_FIELD)
             self._create_dense_index(collection)
             self.client.load_collection(collection)
-            self.dense_index_type = self.client.describe_index(collection, DENSE_FIELD)["index_type"]
+            self._note_dense_index(collection)
         return self.dense_index_type
 
+    def _note_dense_index(self, collection: str) -> None:
+        """Note the dense index's type and metric (searches must use the metric it was built with)."""
+        index = self.client.describe_index(collection, DENSE_FIELD)
+        self.dense_index_type, self.dense_metric = index["index_type"], index["metric_type"]
+
     def _create_dense_index(self, collection: str) -> None:
-        """INDEX_TYPE on the dense field. Milvus Lite builds no HNSW: it gets IVF_FLAT, approximate as well."""
+        """INDEX_TYPE on the dense field. Milvus Lite builds no HNSW: it gets FLAT (exact)."""
         try:
             self.client.create_index(collection, self._dense_index_params(self.settings.index_type))
         except MilvusException as exc:
@@ -406,7 +415,7 @@ class ProductStore:
         if refine:
             window = max(window, self.settings.sort_candidates)
         names = self.retrievers(mode)
-        queries = {"dense": dense_query.tolist() if dense_query is not None else None,
+        queries = {"dense": unit(dense_query).tolist() if dense_query is not None else None,
                    "sparse": sparse_query, "name": sparse_query}
         milvus_rrf = mode == "hybrid" and fusion == "rrf" and not explain
         # Every hit carries its whole product (the page is taken from the hits: no primary-key read after the
@@ -473,7 +482,7 @@ class ProductStore:
                 fields: Sequence[str] = PRODUCT_FIELDS) -> list[SearchHit]:
         """Products nearest to `vector` (cosine; product vectors are unit length), with their `fields`."""
         hits = self.client.search(
-            self.collection, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field=DENSE_FIELD,
+            self.collection, data=[unit(vector).tolist()], anns_field=DENSE_FIELD,
             limit=limit, filter=product_filter.expression(), search_params=self._dense_search_params(limit),
             output_fields=list(fields),
         )[0]
@@ -484,7 +493,14 @@ class ProductStore:
             "HNSW": {"ef": max(self.settings.search_ef, limit)},
             "IVF_FLAT": {"nprobe": min(self.settings.search_nprobe, self.settings.ivf_nlist)},
         }.get(self.dense_index_type, {})
-        return {"metric_type": DENSE_METRIC, "params": params}
+        return {"metric_type": self.dense_metric, "params": params}
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    """`vector` scaled to unit length (float32): a dense query, so that its inner product is a cosine."""
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
 
 
 def product_fields_schema():
