@@ -272,7 +272,7 @@ class Recommender:
             for product_id in ids:
                 if product_id in proposed_by:
                     proposed_by[product_id].add(source)
-        best = {source: set([product_id for product_id in ids if product_id in proposed_by][:size])
+        best = {source: [product_id for product_id in ids if product_id in proposed_by][:size]
                 for source, ids in proposed.items()}  # each source's `size` best that remain (what blenders fit on)
         learned_scores, scored = (_learned(context, sources, union, best, raw.get("collaborative"), raw.get("item"))
                                   if learned else (None, None))
@@ -416,26 +416,29 @@ class Recommender:
         return chosen
 
 
-def _learned(context: _Context, sources: set[str], union: list[str], best: dict[str, set[str]],
+def _learned(context: _Context, sources: set[str], union: list[str], best: dict[str, list[str]],
              collaborative: np.ndarray | None, item: np.ndarray | None
              ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The served model's blender's scores of the union and which candidates it scored, for a user the model
-    knows ((None, None) otherwise); `best`: each source's `size` best candidates; `collaborative`, `item`: the
-    model's and the item source's scores of the union, already computed.
+    knows ((None, None) otherwise); `best`: each source's `size` best candidates, best first; `collaborative`,
+    `item`: the model's and the item source's scores of the union, already computed.
 
     The blender learnt from the best candidates of PROPOSERS only: the others (their margins, or proposed by
-    `content`, `similar` or `trending` alone) come after them."""
+    `content`, `similar` or `trending` alone) come after them. Its rank features break ties in the order it
+    was fitted on (collaborative's candidates, then item's, then popular's), whatever else the union holds."""
     model = context.model[1] if context.model else None
     if model is None or model.blender is None or "collaborative" not in sources or not union:
         return None, None
-    proposed = {source: np.array([product_id in best.get(source, ()) for product_id in union]) for source in PROPOSERS}
-    scored = np.any(list(proposed.values()), axis=0)
-    known = np.flatnonzero(scored)  # ranks are features: among these only
+    position = {product_id: i for i, product_id in enumerate(union)}
+    known_ids = list(dict.fromkeys(product_id for source in PROPOSERS for product_id in best.get(source, ())))
+    known = np.array([position[product_id] for product_id in known_ids], dtype=np.int64)
+    scored = np.zeros(len(union), dtype=bool)
+    scored[known] = True
     scores = np.zeros(len(union))
     if len(known):
+        proposed = {source: np.isin(known_ids, best.get(source, [])) for source in PROPOSERS}
         scores[known] = model.blender.score(model.blender.evidence(
-            model, context.user_id, context.recent, [union[i] for i in known],
-            {source: flags[known] for source, flags in proposed.items()},
+            model, context.user_id, context.recent, known_ids, proposed,
             None if collaborative is None else collaborative[known], None if item is None else item[known]))
         scores[~scored] = scores[known].min() - 1.0
     return scores, scored

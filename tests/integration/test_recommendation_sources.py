@@ -151,6 +151,12 @@ def test_the_learned_blend_asks_its_own_sources_alone_unless_they_cannot_fill_th
     for item in result.items:  # the sources not asked: no score; who of those asked proposed it
         assert item.scores["content"] is item.scores["similar"] is item.scores["trending"] is None
         assert item.scores["collaborative"] is not None and item.sources and set(item.sources) <= set(PROPOSERS)
+    for other in USERS[::3]:  # the same order as from every source (ties in its rank features included)
+        for category in (None, "Sports", "Books"):
+            everything = recommender.candidate_union(other, category=category)
+            order = recommender.blend(everything, {}, learned=True)[0]
+            assert ids_of(recommender.recommend(other, "hybrid", 10, category=category)) == [
+                everything.product_ids[i] for i in order[:10]], (other, category)
     # a category where the blender's candidates cannot fill the answer: every source is asked, the order is the same
     unions = {category: recommender.candidate_union(user, category=category)
               for category in sorted({product["category"] for product in catalog})}
