@@ -167,12 +167,16 @@ class Recommender:
         `blend` (None: the deployment's) is `rank` whenever `weights` are given."""
         exclude = self.exclude if exclude is None else exclude
         learned = weights is None and (blend or self.blend_default) == "learned"  # if the strategy is hybrid
+        context = self._context(user_id, exclude, vectors=False)
         if strategy == "hybrid" and learned:
-            found = self._by_blender(user_id, exclude, limit, category)
+            found = self._by_blender(context, limit, category)
             if found is not None:
                 return found
-        context = self._context(user_id, exclude)
         available = context.available()
+        if strategy in ("hybrid", "content", "similar") or STRATEGY_SOURCES[strategy] not in available \
+                or not available - set(COLD_START_SOURCES):  # the content sources may be asked: their vectors
+            context = self._context(user_id, exclude)
+            available = context.available()
         personal = available - set(COLD_START_SOURCES)
         wanted = {STRATEGY_SOURCES[strategy]: 1.0} if strategy != "hybrid" else dict(weights or self.weights)
         if not set(wanted) & available:
@@ -185,13 +189,12 @@ class Recommender:
                                   learned)
         return self._ranked(candidates, wanted, strategy, not personal, limit, learned)
 
-    def _by_blender(self, user_id: str, exclude: Sequence[str], limit: int, category: str | None
-                    ) -> Recommendations | None:
+    def _by_blender(self, context: _Context, limit: int, category: str | None) -> Recommendations | None:
         """The learned blend's answer from the blender's own sources (PROPOSERS) alone, when the served model's
         blender ranks for the user and the candidates it scores fill `limit` (None otherwise). The blender puts
         every other candidate after those, so the answer is the one every source would give; the `scores` of
-        the sources not asked are None, and a product's `sources` name only those asked."""
-        context = self._context(user_id, exclude, vectors=False)
+        the sources not asked are None, and a product's `sources` name only those asked. `context`: read
+        without vectors."""
         model = context.model[1] if context.model else None
         if model is None or model.blender is None or "collaborative" not in context.available():
             return None

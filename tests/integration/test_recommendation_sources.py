@@ -143,6 +143,7 @@ def test_the_learned_blend_asks_its_own_sources_alone_unless_they_cannot_fill_th
         vectors and asked.append("vectors")) or candidate_rows(ids, vectors))
     result = recommender.recommend(user, "hybrid", 20)
     assert asked == [] and result.blend == "learned" and len(result.items) == 20
+    assert len(recommender.recommend(user, "ncf", 10).items) == 10 and asked == []  # nor does a model source alone
     everything = recommender.candidate_union(user)  # every source asked, as the rank blend asks them
     assert asked
     order = recommender.blend(everything, {}, learned=True)[0]
