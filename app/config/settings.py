@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     # the MovieLens validation split (docs/recommendations.md)
     recommendation_blend: str = "learned"
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
-    product_cache_size: int = Field(50000, ge=0)  # candidates' vectors, flags, categories kept per process (0: off)
+    product_cache_size: int = Field(50000, ge=0)  # candidates' rows kept per process, with vectors and without (0: off)
     product_cache_seconds: float = Field(60.0, gt=0)  # each kept this long (others' writes show once it expires)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"

@@ -7,11 +7,14 @@ counts) and `trending` (popularity decayed by POPULARITY_HALF_LIFE_DAYS). Each s
 union ranks it; a candidate's per-source score is (k + 1) / (k + rank), 1 for that source's best, and its
 blended score the weighted sum (weights renormalised over the sources available for the user): the rank blend.
 The learned blend (`blend="learned"`) ranks the union by the served model's blender instead (ncf/blender.py),
-for users the model knows, when the model directory has one.
+for users the model knows, when the model directory has one. The blender ranks the candidates of its own sources
+(PROPOSERS) before every other, so it is asked first from those alone: their union's flags and categories, no
+vectors and no content search; the other sources are asked too only when those candidates cannot fill the answer.
 
 A request reads the user's state once (app/core/user_state.py), asks the sources concurrently (a thread pool:
-Milvus searches and the model's CPU work overlap), reads the union's ids, flags and vectors only (kept per
-process: PRODUCT_CACHE_SIZE), and reads whole products afresh for the answer's `limit` alone.
+Milvus searches and the model's CPU work overlap), reads the union's ids, flags and (for the content sources)
+vectors only (kept per process: PRODUCT_CACHE_SIZE), and reads whole products afresh for the answer's `limit`
+alone.
 """
 from __future__ import annotations
 
@@ -87,6 +90,7 @@ class Candidates:
     raw: dict[str, np.ndarray]  # source → scores aligned with product_ids (NaN: no opinion)
     model: str | None = None
     learned: np.ndarray | None = None  # the model's blender's scores (None: no blender, or a user it does not know)
+    scored: np.ndarray | None = None  # with `learned`: which candidates the blender scored (the others come after)
     category: str | None = None  # the category asked for
 
 
@@ -161,8 +165,18 @@ class Recommender:
         (None: the deployment's). A single-source strategy unavailable for the user falls back to hybrid;
         a user with no personal source gets the `cold_start` source (popular or trending). The hybrid's
         `blend` (None: the deployment's) is `rank` whenever `weights` are given."""
-        context = self._context(user_id, self.exclude if exclude is None else exclude)
+        exclude = self.exclude if exclude is None else exclude
+        learned = weights is None and (blend or self.blend_default) == "learned"  # if the strategy is hybrid
+        context = self._context(user_id, exclude, vectors=False)
+        if strategy == "hybrid" and learned:
+            found = self._by_blender(context, limit, category)
+            if found is not None:
+                return found
         available = context.available()
+        if strategy in ("hybrid", "content", "similar") or STRATEGY_SOURCES[strategy] not in available \
+                or not available - set(COLD_START_SOURCES):  # the content sources may be asked: their vectors
+            context = self._context(user_id, exclude)
+            available = context.available()
         personal = available - set(COLD_START_SOURCES)
         wanted = {STRATEGY_SOURCES[strategy]: 1.0} if strategy != "hybrid" else dict(weights or self.weights)
         if not set(wanted) & available:
@@ -170,10 +184,22 @@ class Recommender:
         if strategy == "hybrid" and not personal:
             strategy, wanted = cold_start, {cold_start: 1.0}
         sources = available if strategy == "hybrid" else set(wanted)
-        learned = strategy == "hybrid" and weights is None and (blend or self.blend_default) == "learned"
+        learned = learned and strategy == "hybrid"
         candidates = self._gather(context, sources, category, self.candidates if strategy == "hybrid" else limit,
                                   learned)
         return self._ranked(candidates, wanted, strategy, not personal, limit, learned)
+
+    def _by_blender(self, context: _Context, limit: int, category: str | None) -> Recommendations | None:
+        """The learned blend's answer from the blender's own sources (PROPOSERS) alone, when the served model's
+        blender ranks for the user and the candidates it scores fill `limit` (None otherwise). The blender puts
+        every other candidate after those, so the answer is the one every source would give; the `scores` of
+        the sources not asked are None, and a product's `sources` name only those asked. `context`: read
+        without vectors."""
+        model = context.model[1] if context.model else None
+        if model is None or model.blender is None or "collaborative" not in context.available():
+            return None
+        candidates = self._gather(context, set(PROPOSERS) & context.available(), category, self.candidates, True)
+        return self._ranked(candidates, {}, "hybrid", False, limit, True, complete=True)
 
     def candidate_union(self, user_id: str, category: str | None = None, exclude: Sequence[str] | None = None
                    ) -> Candidates:
@@ -197,8 +223,9 @@ class Recommender:
         order = sorted(range(len(blended)), key=lambda i: (-blended[i], candidates.product_ids[i]))
         return order, blended, rank_scores, effective
 
-    def _context(self, user_id: str, exclude: Sequence[str]) -> _Context:
-        state = self.user_states.get(user_id)
+    def _context(self, user_id: str, exclude: Sequence[str], vectors: bool = True) -> _Context:
+        """Without `vectors`, the content sources are not available."""
+        state = self.user_states.get(user_id, vectors)
         return _Context(user_id, state.consumed(exclude), state.recent, state.vector,
                         self.collaborative.current() if self.collaborative is not None else None,
                         state.recent_vector)
@@ -229,28 +256,31 @@ class Recommender:
             proposed[source] = [hit.product["product_id"] for hit in found] if source in ("content", "similar") \
                 else list(found)
         union = list(dict.fromkeys(product_id for ids in proposed.values() for product_id in ids))
-        rows = self._pool.submit(self.products.candidate_rows, union)  # cached: _ranked reads the answer afresh
+        content = [(source, query) for source, query in (("content", context.vector),
+                                                          ("similar", context.recent_vector)) if source in sources]
+        # cached: _ranked reads the answer afresh
+        rows = self._pool.submit(self.products.candidate_rows, union, bool(content))
         raw = self._raw_scores(context, sources, union)
         rows = rows.result()
         keep = [i for i, product_id in enumerate(union) if product_id in rows and rows[product_id]["active"]
                 and (category is None or rows[product_id]["category"] == category)]
         union = [union[i] for i in keep]
         raw = {source: values[keep] for source, values in raw.items()}
-        vectors = np.array([rows[product_id][DENSE_FIELD] for product_id in union], dtype=np.float32)
-        for source, query in (("content", context.vector), ("similar", context.recent_vector)):
-            if source in sources:
+        if content:
+            vectors = np.array([rows[product_id][DENSE_FIELD] for product_id in union], dtype=np.float32)
+            for source, query in content:
                 raw[source] = vectors @ query if len(union) else np.empty(0)
         proposed_by: dict[str, set[str]] = {product_id: set() for product_id in union}
         for source, ids in proposed.items():  # its margin included: what replaces products filtered out
             for product_id in ids:
                 if product_id in proposed_by:
                     proposed_by[product_id].add(source)
-        best = {source: set([product_id for product_id in ids if product_id in proposed_by][:size])
+        best = {source: [product_id for product_id in ids if product_id in proposed_by][:size]
                 for source, ids in proposed.items()}  # each source's `size` best that remain (what blenders fit on)
+        learned_scores, scored = (_learned(context, sources, union, best, raw.get("collaborative"), raw.get("item"))
+                                  if learned else (None, None))
         return Candidates(union, proposed_by, {source: raw[source] for source in SOURCES if source in raw},
-                          context.model[0] if context.model else None,
-                          _learned(context, sources, union, best, raw.get("collaborative"), raw.get("item"))
-                          if learned else None, category)
+                          context.model[0] if context.model else None, learned_scores, scored, category)
 
     def _collaborative_candidates(self, context: _Context, size: int) -> list[str]:
         """The model's best products for the user: NeuMF over the whole catalogue (retrieval "exact"), or
@@ -349,19 +379,27 @@ class Recommender:
         return sorted(range(len(ranked_ids)), key=lambda i: (-blended[i], i)), blended, normalised, effective
 
     def _ranked(self, candidates: Candidates, weights: dict[str, float], strategy: str, cold_start: bool, limit: int,
-                learned: bool = False) -> Recommendations:
-        """The `limit` best candidates by blended score, read in full."""
+                learned: bool = False, complete: bool = False) -> Recommendations | None:
+        """The `limit` best candidates by blended score, read in full; with `complete`, of the candidates the
+        blender scored only, and None when there are no `limit` of them to serve."""
         learned = learned and candidates.learned is not None
+        if complete and not learned:
+            return None
         if not candidates.product_ids:
             return Recommendations(strategy, cold_start, effective_weights(weights, set(candidates.raw)), [],
                                    candidates.model)
         order, blended, rank_scores, effective = self.blend(candidates, weights, learned)
+        if complete:
+            order = [i for i in order if candidates.scored[i]]
         ids = candidates.product_ids
+        chosen = self._servable(ids, order, limit, candidates.category)
+        if complete and len(chosen) < limit:
+            return None
         items = [
             Recommendation(product, round(float(blended[i]), 6),
                            score_breakdown({source: rank_scores.get(source) for source in SOURCES}, i),
                            sorted(candidates.proposed_by[ids[i]]))
-            for i, product in self._servable(ids, order, limit, candidates.category)
+            for i, product in chosen
         ]
         return Recommendations(strategy, cold_start, effective, items, candidates.model,
                                "learned" if learned else "rank")
@@ -381,27 +419,32 @@ class Recommender:
         return chosen
 
 
-def _learned(context: _Context, sources: set[str], union: list[str], best: dict[str, set[str]],
-             collaborative: np.ndarray | None, item: np.ndarray | None) -> np.ndarray | None:
-    """The served model's blender's scores of the union, for a user the model knows (None otherwise);
-    `best`: each source's `size` best candidates; `collaborative`, `item`: the model's and the item source's
-    scores of the union, already computed.
+def _learned(context: _Context, sources: set[str], union: list[str], best: dict[str, list[str]],
+             collaborative: np.ndarray | None, item: np.ndarray | None
+             ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The served model's blender's scores of the union and which candidates it scored, for a user the model
+    knows ((None, None) otherwise); `best`: each source's `size` best candidates, best first; `collaborative`,
+    `item`: the model's and the item source's scores of the union, already computed.
 
     The blender learnt from the best candidates of PROPOSERS only: the others (their margins, or proposed by
-    `content`, `similar` or `trending` alone) come after them."""
+    `content`, `similar` or `trending` alone) come after them. Its rank features break ties in the order it
+    was fitted on (collaborative's candidates, then item's, then popular's), whatever else the union holds."""
     model = context.model[1] if context.model else None
     if model is None or model.blender is None or "collaborative" not in sources or not union:
-        return None
-    proposed = {source: np.array([product_id in best.get(source, ()) for product_id in union]) for source in PROPOSERS}
-    known = np.flatnonzero(np.any(list(proposed.values()), axis=0))  # ranks are features: among these only
+        return None, None
+    position = {product_id: i for i, product_id in enumerate(union)}
+    known_ids = list(dict.fromkeys(product_id for source in PROPOSERS for product_id in best.get(source, ())))
+    known = np.array([position[product_id] for product_id in known_ids], dtype=np.int64)
+    scored = np.zeros(len(union), dtype=bool)
+    scored[known] = True
     scores = np.zeros(len(union))
     if len(known):
+        proposed = {source: np.isin(known_ids, best.get(source, [])) for source in PROPOSERS}
         scores[known] = model.blender.score(model.blender.evidence(
-            model, context.user_id, context.recent, [union[i] for i in known],
-            {source: flags[known] for source, flags in proposed.items()},
+            model, context.user_id, context.recent, known_ids, proposed,
             None if collaborative is None else collaborative[known], None if item is None else item[known]))
-        scores[np.setdiff1d(np.arange(len(union)), known)] = scores[known].min() - 1.0
-    return scores
+        scores[~scored] = scores[known].min() - 1.0
+    return scores, scored
 
 
 def score_breakdown(normalised: dict[str, np.ndarray | None], position: int) -> dict[str, float | None]:

@@ -2,8 +2,9 @@
 
 One SQL read gives the products the user touched, by event type, with their latest time (the recent products,
 the products to exclude) and the user's latest event row id. The Milvus reads (the user vector, the vectors
-of the recent products) run concurrently and are kept per process, keyed by that id: the user's next event,
-through any process, changes the key. A user vector that has not yet folded in every event is not kept.
+of the recent products), for the content sources only, run concurrently and are kept per process, keyed by
+that id: the user's next event, through any process, changes the key. A user vector that has not yet folded in
+every event is not kept.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from app.storage.users import UserVectorStore
 class UserState:
     recent: list[str]  # the latest distinct products touched, newest first
     touched: dict[str, set[str]]  # event type → the products the user has events of that type with
-    vector: np.ndarray | None  # the user vector, unit length (None: none yet)
-    recent_vector: np.ndarray | None  # the mean of the recent products' vectors, unit length
+    vector: np.ndarray | None  # the user vector, unit length (None: none yet, or not read)
+    recent_vector: np.ndarray | None  # the mean of the recent products' vectors, unit length (None: not read)
 
     def consumed(self, event_types: Sequence[str]) -> set[str]:
         """The products the user has events of these types with."""
@@ -42,7 +43,8 @@ class UserStates:
         self._kept: OrderedDict[str, tuple[int, np.ndarray | None, np.ndarray | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, user_id: str) -> UserState:
+    def get(self, user_id: str, vectors: bool = True) -> UserState:
+        """The user's state; without `vectors`, the SQL read alone (vector and recent_vector None)."""
         latest_of: dict[str, tuple[float, int]] = {}
         touched: dict[str, set[str]] = {}
         for product_id, event_type, at, row_id in self.events.touched(user_id):
@@ -51,6 +53,8 @@ class UserStates:
             latest_of[product_id] = (max(seen_at, at), max(seen_id, row_id))
         recent = sorted(latest_of, key=lambda product_id: (-latest_of[product_id][0], -latest_of[product_id][1]))
         recent = recent[:self.recent_items]
+        if not vectors:
+            return UserState(recent, touched, None, None)
         latest = max((row_id for _, row_id in latest_of.values()), default=0)
         with self._lock:
             kept = self._kept.get(user_id)

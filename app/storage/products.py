@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -38,7 +39,8 @@ PRODUCT_FIELDS = (
     "product_id", "name", "description", "brand", "category", "sub_category", "price", "rating",
     "rating_count", "sold_count", "active", "skus", "created_at",
 )
-CANDIDATE_FIELDS = ("product_id", "active", "category", DENSE_FIELD)  # what candidate_rows reads (and caches)
+CANDIDATE_FLAGS = ("product_id", "active", "category")  # what candidate_rows reads without vectors (and caches)
+CANDIDATE_FIELDS = (*CANDIDATE_FLAGS, DENSE_FIELD)  # what candidate_rows reads with vectors (and caches)
 MAX_BATCH_ROWS = 500
 # ids per Milvus `get`: Milvus Lite's time grows faster than the number of ids (measured at 20,000 products:
 # 1,000 products with vectors in one get ~340 ms, in gets of 100 ~160 ms); the gets of one call run in parallel
@@ -115,7 +117,9 @@ class ProductStore:
         self._checked_at = -float("inf")
         self._retrieve_pool = ThreadPoolExecutor(max_workers=len(RETRIEVER_FIELDS), thread_name_prefix="retrieve")
         self._get_pool = ThreadPoolExecutor(max_workers=GET_THREADS, thread_name_prefix="get")
-        self.candidate_cache = RowCache(settings.product_cache_size, settings.product_cache_seconds)
+        # candidate rows with vectors, and without (flags and category alone: read and kept apart)
+        self.candidate_caches = {vectors: RowCache(settings.product_cache_size, settings.product_cache_seconds)
+                                 for vectors in (True, False)}
 
     # ---- which collection serves --------------------------------------------------------------
     @property
@@ -135,7 +139,7 @@ class ProductStore:
                 if self._serving is not None:
                     log.info("products are now served by collection %r", serving)
                 self._serving = serving
-                self.candidate_cache.invalidate()
+                self._forget_candidates()
                 if self.client.has_collection(serving):
                     self._describe(serving)
         return self._serving
@@ -310,7 +314,7 @@ class ProductStore:
         with self._write_lock:
             for start in range(0, len(rows), MAX_BATCH_ROWS):
                 self.client.upsert(collection, list(rows[start:start + MAX_BATCH_ROWS]))
-            self.candidate_cache.invalidate(row["product_id"] for row in rows)
+            self._forget_candidates([row["product_id"] for row in rows])
 
     def flush(self) -> None:
         """Persist and index everything written so far (searching an unindexed tail is slow)."""
@@ -323,7 +327,7 @@ class ProductStore:
             if not self.get([product_id]):
                 return False
             self.client.delete(self.collection, ids=[product_id])
-            self.candidate_cache.invalidate([product_id])
+            self._forget_candidates([product_id])
         return True
 
     # ---- reads --------------------------------------------------------------------------------
@@ -341,18 +345,24 @@ class ProductStore:
         batches = [read(chunks[0])] if len(chunks) == 1 else self._get_pool.map(read, chunks)
         return {row["product_id"]: _clean(row) for rows in batches for row in rows}
 
-    def candidate_rows(self, product_ids: Iterable[str]) -> dict[str, dict]:
-        """product_id → the product's CANDIDATE_FIELDS (its vector read-only), for the ids that exist: from the
-        process's cache (PRODUCT_CACHE_SIZE, PRODUCT_CACHE_SECONDS) when it has them, so the active flag and the
-        category may be up to PRODUCT_CACHE_SECONDS old after another process's write; read products afresh
-        with `get` before serving them."""
-        return self.candidate_cache.get(product_ids, self._read_candidate_rows)
+    def candidate_rows(self, product_ids: Iterable[str], vectors: bool = True) -> dict[str, dict]:
+        """product_id → the product's CANDIDATE_FIELDS (its vector read-only; without `vectors`,
+        CANDIDATE_FLAGS), for the ids that exist: from the process's cache (PRODUCT_CACHE_SIZE,
+        PRODUCT_CACHE_SECONDS) when it has them, so the active flag and the category may be up to
+        PRODUCT_CACHE_SECONDS old after another process's write; read products afresh with `get` before serving
+        them."""
+        return self.candidate_caches[vectors].get(
+            product_ids, self._read_candidate_rows if vectors else partial(self.get, fields=CANDIDATE_FLAGS))
 
     def _read_candidate_rows(self, product_ids: list[str]) -> dict[str, dict]:
         rows = self.get(product_ids, fields=CANDIDATE_FIELDS)
         for row in rows.values():
             row[DENSE_FIELD].setflags(write=False)  # shared by the requests the cache serves
         return rows
+
+    def _forget_candidates(self, product_ids: list[str] | None = None) -> None:
+        for cache in self.candidate_caches.values():
+            cache.invalidate(product_ids)
 
     def existing_ids(self, product_ids: Sequence[str]) -> set[str]:
         if not product_ids:

@@ -21,6 +21,8 @@ def test_candidate_rows_are_the_stored_rows_kept_until_this_process_writes(res, 
     product_id = product["product_id"]
     store = products_of_another_process(res)
     first = store.candidate_rows([product_id, "P-none"])
+    flags = store.candidate_rows([product_id, "P-none"], vectors=False)  # kept apart, without the vector
+    assert flags == {product_id: {"product_id": product_id, "active": True, "category": product["category"]}}
     fresh = store.get([product_id], fields=("product_id", "active", "category", DENSE_FIELD))[product_id]
     assert list(first) == [product_id] and first[product_id]["category"] == fresh["category"] == product["category"]
     assert np.array_equal(first[product_id][DENSE_FIELD], fresh[DENSE_FIELD])
@@ -28,12 +30,14 @@ def test_candidate_rows_are_the_stored_rows_kept_until_this_process_writes(res, 
         first[product_id][DENSE_FIELD][0] = 1.0
     try:
         write(res.products, res, product, active=False)  # another process: this store still has its row
-        assert store.candidate_rows([product_id])[product_id]["active"] is True
-        assert res.products.candidate_rows([product_id])[product_id]["active"] is False
+        for vectors in (True, False):
+            assert store.candidate_rows([product_id], vectors)[product_id]["active"] is True
+            assert res.products.candidate_rows([product_id], vectors)[product_id]["active"] is False
         write(store, res, product, active=False, category="Elsewhere")  # its own write drops it
-        assert store.candidate_rows([product_id])[product_id]["category"] == "Elsewhere"
+        for vectors in (True, False):
+            assert store.candidate_rows([product_id], vectors)[product_id]["category"] == "Elsewhere"
         store.delete(product_id)
-        assert store.candidate_rows([product_id]) == {}
+        assert store.candidate_rows([product_id]) == store.candidate_rows([product_id], vectors=False) == {}
     finally:
         write(res.products, res, product)
 

@@ -13,6 +13,7 @@ from app.storage.collaborative_index import CollaborativeIndex, collection_of
 from app.storage.events import EVENT_TYPES, Event
 from app.storage.milvus_filters import ProductFilter
 from ncf.data import from_records
+from ncf.blender import PROPOSERS
 from ncf.item_knn import ItemKNN
 from ncf.recommender import NCFRecommender
 from ncf.train import TrainConfig
@@ -127,6 +128,48 @@ def test_the_learned_blend_ranks_by_the_models_blender_and_falls_back_to_the_ran
     assert recommender.recommend(newcomer, "hybrid", 10).blend == "rank"
     monkeypatch.setattr(recommender.collaborative.current()[1], "blender", None)  # a model without a blender
     assert recommender.recommend(user, "hybrid", 20).blend == "rank"
+
+
+def test_the_learned_blend_asks_its_own_sources_alone_unless_they_cannot_fill_the_answer(res, served, catalog,
+                                                                                         monkeypatch):
+    recommender = Recommender(res.products, res.users, res.events, 30, ServedModel(served[0], 0.0), 0.0,
+                              exclude=EVENT_TYPES, blend="learned")
+    user = USERS[4]
+    asked = []  # the reads only the content sources need
+    nearest, users_get, candidate_rows = res.products.nearest, res.users.get, res.products.candidate_rows
+    monkeypatch.setattr(res.products, "nearest", lambda *a, **k: asked.append("search") or nearest(*a, **k))
+    monkeypatch.setattr(res.users, "get", lambda ids: asked.append("user vector") or users_get(ids))
+    monkeypatch.setattr(res.products, "candidate_rows", lambda ids, vectors=True: (
+        vectors and asked.append("vectors")) or candidate_rows(ids, vectors))
+    result = recommender.recommend(user, "hybrid", 20)
+    assert asked == [] and result.blend == "learned" and len(result.items) == 20
+    assert len(recommender.recommend(user, "ncf", 10).items) == 10 and asked == []  # nor does a model source alone
+    everything = recommender.candidate_union(user)  # every source asked, as the rank blend asks them
+    assert asked
+    order = recommender.blend(everything, {}, learned=True)[0]
+    assert ids_of(result) == [everything.product_ids[i] for i in order[:20]]
+    assert [item.score for item in result.items] == [round(float(everything.learned[i]), 6) for i in order[:20]]
+    for item in result.items:  # the sources not asked: no score; who of those asked proposed it
+        assert item.scores["content"] is item.scores["similar"] is item.scores["trending"] is None
+        assert item.scores["collaborative"] is not None and item.sources and set(item.sources) <= set(PROPOSERS)
+    for other in USERS[::3]:  # the same order as from every source (ties in its rank features included)
+        for category in (None, "Sports", "Books"):
+            everything = recommender.candidate_union(other, category=category)
+            order = recommender.blend(everything, {}, learned=True)[0]
+            assert ids_of(recommender.recommend(other, "hybrid", 10, category=category)) == [
+                everything.product_ids[i] for i in order[:10]], (other, category)
+    # a category where the blender's candidates cannot fill the answer: every source is asked, the order is the same
+    unions = {category: recommender.candidate_union(user, category=category)
+              for category in sorted({product["category"] for product in catalog})}
+    category, union = min(((category, union) for category, union in unions.items()
+                           if len(union.product_ids) > union.scored.sum()), key=lambda pair: pair[1].scored.sum())
+    limit = int(union.scored.sum()) + 1
+    asked.clear()
+    narrow = recommender.recommend(user, "hybrid", limit, category=category)
+    assert "search" in asked and narrow.blend == "learned"
+    order = recommender.blend(union, {}, learned=True)[0]
+    assert ids_of(narrow) == [union.product_ids[i] for i in order[:limit]]
+    assert all(item.scores["content"] is not None and item.product["category"] == category for item in narrow.items)
 
 
 def test_a_request_never_mixes_two_models(res, served, recommender, monkeypatch):
