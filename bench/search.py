@@ -1,12 +1,13 @@
 """Encoder backends, seeding throughput and GET /search latency on the embedded defaults.
 
     python -m bench.search [--sizes 2000,100000] [--queries 200] [--seed-sample 2000] [--index-types FLAT,HNSW]
-                           [--backends torch,onnx,onnx-int8]
+                           [--backends torch,onnx,onnx-int8] [--relevance tags,movielens,goodbooks]
 
 Each encoder backend (as the service loads it: TORCH_THREADS threads) is measured in the same run on the same
 texts: the seeding pipeline's products/s (into an embedded Lite file), query encoding, the cosine of its
-vectors to torch's, and retrieval quality on a relevance set built from MovieLens tags (see
-`tag_relevance_set`). Search
+vectors to torch's, and retrieval quality (exact dense search) on real relevance sets: MovieLens tags over
+titles and genres (`tag_relevance_set`, the default) and, with --relevance, the tag-completion and
+series look-up sets of bench/relevance_sets.py, their queries pooled. Search
 latency (through the Flask app, query encoding included, over the store served as `make run` serves it: see
 bench/stack.py) is compared with numpy exact search over the same vectors, all in the same run; the dense
 mode's recall@10 is measured against that exact search (active products only).
@@ -35,6 +36,7 @@ from seed.mock_catalog import generate_products  # noqa: E402
 from app.core.resources import Resources  # noqa: E402
 
 from .common import ROOT, bench_data_dir, percentiles, print_table, queries, timed  # noqa: E402
+from .relevance_sets import SETS  # noqa: E402
 from .stack import CATALOG_SEED, build_store, served_store  # noqa: E402
 
 MODES = ("hybrid", "dense", "sparse")
@@ -45,6 +47,7 @@ BACKENDS = {"torch": {"embedding_backend": "torch"}, "onnx": {"embedding_backend
             "onnx-int8": {"embedding_backend": "onnx", "embedding_quantize": True}}
 MOVIELENS = ROOT.parent / "shared" / "data" / "movielens-latest-small"
 NOT_A_TOPIC = {"in netflix queue"}
+Topics = list[tuple[str, set[int], set[int]]]  # (query, its relevant documents, documents left out of its search)
 
 
 def tag_relevance_set(min_movies: int = 5) -> tuple[list[str], list[tuple[str, set[int]]]]:
@@ -62,13 +65,13 @@ def tag_relevance_set(min_movies: int = 5) -> tuple[list[str], list[tuple[str, s
     return [titles[movie] for movie in movies], topics
 
 
-def encoder_backends(sample: int, backends: list[str], rounds: int = 10) -> list[list]:
+def encoder_backends(sample: int, backends: list[str], judged: list[tuple[str, list[str], Topics]],
+                     rounds: int = 10) -> list[list]:
     """One row per backend (see the module doc); ratios to the first backend (torch). The backends take turns
     (`rounds` slices of the sample seeded and of the queries encoded, each round in a rotated order), so a
     machine whose load changes during the run slows them alike."""
     products = [Product.model_validate(r) for r in generate_products(sample, seed=CATALOG_SEED)]
     texts = [embedding_text(product) for product in products]
-    documents, topics = tag_relevance_set()
     query_texts = queries(200)
     opened = {}
     for backend in backends:
@@ -90,7 +93,9 @@ def encoder_backends(sample: int, backends: list[str], rounds: int = 10) -> list
     for backend in backends:
         encoder = opened[backend].encoder
         vectors = encoder.encode_documents(texts[:256])
-        ndcg, recall = tag_retrieval(encoder, encoder.encode_documents(documents), topics)
+        scores = [dense_retrieval(encoder, encoder.encode_documents(documents), topics)
+                  for _, documents, topics in judged]
+        ndcg, recall = (np.concatenate(values) for values in zip(*scores))
         opened[backend].close()
         throughput, p50 = sample / seed_ms[backend] * 1000, percentiles(encode_ms[backend])["p50"]
         reference = reference or (vectors, throughput, p50, ndcg)
@@ -100,13 +105,31 @@ def encoder_backends(sample: int, backends: list[str], rounds: int = 10) -> list
     return rows
 
 
-def tag_retrieval(encoder, doc_vectors: np.ndarray, topics: list[tuple[str, set[int]]]
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Per query of the relevance set: nDCG@10 and recall@100 of exact dense search."""
+def relevance_sets(names: list[str]) -> list[tuple[str, list[str], Topics]]:
+    """(name, document texts, topics) of each named set: `tags` (`tag_relevance_set`) or a set of
+    bench/relevance_sets.py (`movielens`: tag completion, `goodbooks`: series look-up)."""
+    chosen = []
+    for name in names:
+        if name == "tags":
+            documents, topics = tag_relevance_set()
+            chosen.append((name, documents, [(tag, relevant, set()) for tag, relevant in topics]))
+            continue
+        judged = SETS[name]()
+        index = {product.product_id: i for i, product in enumerate(judged.products)}
+        chosen.append((name, [embedding_text(product) for product in judged.products],
+                       [(query, {index[p] for p in relevant}, {index[p] for p in judged.excluded[query]})
+                        for query, relevant in judged.relevant.items()]))
+    return chosen
+
+
+def dense_retrieval(encoder, doc_vectors: np.ndarray, topics: Topics) -> tuple[np.ndarray, np.ndarray]:
+    """Per query of a relevance set: nDCG@10 and recall@100 of exact dense search."""
     discounts = 1 / np.log2(np.arange(2, 12))
     ndcgs, recalls = [], []
-    for tag, relevant in topics:
-        ranked = np.argsort(-(doc_vectors @ encoder.encode_query(tag)))[:100]
+    for query, relevant, excluded in topics:
+        similarity = doc_vectors @ encoder.encode_query(query)
+        similarity[list(excluded)] = -np.inf
+        ranked = np.argsort(-similarity, kind="stable")[:100]
         gains = np.array([int(i) in relevant for i in ranked[:10]], float)
         ndcgs.append((gains @ discounts) / discounts[:min(len(relevant), 10)].sum())
         recalls.append(len(relevant & set(ranked.tolist())) / len(relevant))
@@ -206,18 +229,22 @@ def main() -> None:
     parser.add_argument("--seed-sample", type=int, default=2000, help="0: no encoder backends table")
     parser.add_argument("--index-types", default="FLAT,HNSW", help="INDEX_TYPE values (HNSW is FLAT on Lite)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="the first is the baseline of the ratios")
+    parser.add_argument("--relevance", default="tags", help="relevance sets of the backends table, queries pooled: "
+                        "tags, movielens, goodbooks (see the module doc)")
     parser.add_argument("--search-backends", default="onnx,torch", help="EMBEDDING_BACKEND of the latency rows")
     parser.add_argument("--widen", default="", help="e.g. 4,10: dense recall of that many × 10 candidates re-scored")
     args = parser.parse_args()
 
     if args.seed_sample:
-        documents, topics = tag_relevance_set()
+        judged = relevance_sets(args.relevance.split(","))
+        described = ", ".join(f"{name} ({len(topics)} queries over {len(documents)} documents)"
+                              for name, documents, topics in judged)
         print_table(
             f"Encoder backends, same run ({args.seed_sample} mock products seeded; query encoding of 200 queries; "
-            f"relevance: {len(topics)} MovieLens tags over {len(documents)} tagged movies' titles and genres)",
+            f"relevance, exact dense search, queries pooled: {described})",
             ["backend", "seeding products/s", "× first", "query encoding p50 ms", "× first", "min cosine to first",
              "nDCG@10", "nDCG@10 − first [95% CI]", "recall@100"],
-            encoder_backends(args.seed_sample, args.backends.split(",")),
+            encoder_backends(args.seed_sample, args.backends.split(","), judged),
         )
     if not args.sizes:
         return

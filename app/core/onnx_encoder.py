@@ -1,7 +1,7 @@
 """A sentence-transformers model exported to ONNX (once per model, cached) and run by onnxruntime.
 
 The export is made offline from the model's own weights with `torch.onnx.export` (eager attention, batch and
-sequence axes dynamic), optionally quantised to int8 (`quantize_dynamic`, per channel), and cached under
+sequence axes dynamic), optionally quantised to int8 (app/core/onnx_int8.py), and cached under
 DATA_DIR/encoders/<model>-<key>/; a file lock makes concurrent processes (gunicorn workers) export it once.
 Tokenisation, truncation (the model's max_seq_length), pooling and normalisation follow the model's
 sentence-transformers configuration, so the fp32 vectors equal torch's (cosine ≥ 0.9999,
@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 log = logging.getLogger(__name__)
-EXPORT_VERSION = 1  # bump when the export changes: older cached exports are then made anew
+EXPORT_VERSION = 2  # bump when the export changes: older cached exports are then made anew
 OPSET = 17
 META_FILE = "export.json"
 POOLING_MODES = ("mean", "cls", "max")
@@ -42,14 +42,8 @@ def cached_export(model_path: str, name: str, cache_root: Path, quantize: bool) 
             log.warning("exporting %s to ONNX into %s (once) ...", model_path, directory)
             _export(model_path, directory)
         if quantize and not target.exists():
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            partial = target.with_suffix(".partial")
-            # per-channel scales on the MatMul weights only: vectors within cosine ~0.99 of fp32's (per-tensor
-            # scales, and quantised embedding tables, gave 0.89 on some texts)
-            quantize_dynamic(str(directory / "model.onnx"), str(partial), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul"], per_channel=True)
-            os.replace(partial, target)
+            log.warning("quantising %s to int8 into %s (once) ...", model_path, directory)
+            _export_int8(model_path, directory, target)
     return target
 
 
@@ -66,17 +60,51 @@ def _model_key(model_path: str) -> str:
 
 def _export(model_path: str, directory: Path) -> None:
     """model.onnx (the transformer: token ids → token embeddings) and export.json (how to pool them)."""
-    import torch
     from sentence_transformers import SentenceTransformer
-    from transformers import AutoModel
 
     st_model = SentenceTransformer(model_path, device="cpu")
     mode = next((getattr(module, "pooling_mode", None) for module in st_model if hasattr(module, "pooling_mode")), None)
     if mode not in POOLING_MODES:
         raise ValueError(f"{model_path} pools with {mode!r}, not one of {POOLING_MODES}: use EMBEDDING_BACKEND=torch")
-    # Eager attention: SDPA's mask building is traced with this example's shapes baked in.
-    transformer = AutoModel.from_pretrained(model_path, attn_implementation="eager").eval()
     tokenizer = st_model.tokenizer
+    partial = directory / "model.partial"
+    names = _to_onnx(_eager_transformer(model_path), tokenizer, partial)
+    tokenizer.save_pretrained(directory)
+    meta = {"max_seq_length": st_model.max_seq_length, "pooling": mode, "inputs": names,
+            "dimension": int(st_model.get_embedding_dimension())}
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+    os.replace(partial, directory / "model.onnx")
+
+
+def _export_int8(model_path: str, directory: Path, target: Path) -> None:
+    """`target`: the transformer smoothed, exported and quantised (app/core/onnx_int8.py), beside model.onnx."""
+    from transformers import AutoTokenizer
+
+    from app.core.onnx_int8 import quantize, smooth
+
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    transformer = _eager_transformer(model_path)
+    smooth(transformer, tokenizer, json.loads((directory / META_FILE).read_text())["max_seq_length"])
+    smoothed, partial = directory / "model-smoothed.partial", target.with_suffix(".partial")
+    _to_onnx(transformer, tokenizer, smoothed)
+    quantize(smoothed, partial)
+    smoothed.unlink()
+    os.replace(partial, target)
+
+
+def _eager_transformer(model_path: str):
+    """The model's transformer with eager attention (SDPA's mask building gets traced with the example's shapes
+    baked in)."""
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(model_path, attn_implementation="eager").eval()
+
+
+def _to_onnx(transformer, tokenizer, target: Path) -> list[str]:
+    """`transformer` (token ids → token embeddings, batch and sequence axes dynamic) exported to `target`; its
+    input names."""
+    import torch
+
     example = tokenizer(["an example", "a longer example sentence"], padding=True, return_tensors="pt")
     names = [name for name in tokenizer.model_input_names if name in example]
 
@@ -88,17 +116,12 @@ def _export(model_path: str, directory: Path) -> None:
         def forward(self, *inputs):
             return self.transformer(**dict(zip(names, inputs))).last_hidden_state
 
-    partial = directory / "model.partial"
     axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "token_embeddings"]}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's warnings about Python values it records as constants
-        torch.onnx.export(TokenEmbeddings(), tuple(example[name] for name in names), str(partial), input_names=names,
+        torch.onnx.export(TokenEmbeddings(), tuple(example[name] for name in names), str(target), input_names=names,
                           output_names=["token_embeddings"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-    tokenizer.save_pretrained(directory)
-    meta = {"max_seq_length": st_model.max_seq_length, "pooling": mode, "inputs": names,
-            "dimension": int(st_model.get_embedding_dimension())}
-    (directory / META_FILE).write_text(json.dumps(meta, indent=2))
-    os.replace(partial, directory / "model.onnx")
+    return names
 
 
 class OnnxEncoder:

@@ -38,9 +38,9 @@ def backend_settings(data_dir, **overrides) -> Settings:
     return Settings.from_env({}, data_dir=data_dir, encoder_cache_dir=os.environ["ENCODER_CACHE_DIR"], **overrides)
 
 
-# int8 (per channel) measured: >= 0.989 on real texts, 0.969 on the empty text (per-tensor int8 gave 0.89);
-# its activations are quantised per batch, so a text's vector depends a little on its batch (>= 0.967)
-@pytest.mark.parametrize("quantize, tolerance, batch_tolerance", [(False, 0.999, 0.9999), (True, 0.96, 0.96)])
+# int8 (smoothed, uint8 weights per channel) measured: >= 0.9946 on these texts (0.969 before smoothing), a text's
+# vector >= 0.996 of itself in another batch (activations are quantised per batch), queries >= 0.9938
+@pytest.mark.parametrize("quantize, tolerance, batch_tolerance", [(False, 0.999, 0.9999), (True, 0.99, 0.99)])
 def test_onnx_vectors_match_torch_on_every_text(texts, torch_vectors, tmp_path, quantize, tolerance, batch_tolerance):
     reference_encoder, reference = torch_vectors
     encoder = load_encoder(backend_settings(tmp_path, embedding_backend="onnx", embedding_quantize=quantize))
