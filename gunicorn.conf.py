@@ -46,12 +46,12 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Load the model and open the store before the worker takes requests."""
+    """Open the store and load the products' flags before the worker takes requests (Resources.warm_up)."""
     from app.core.resources import resources
 
     app = worker.wsgi
     with app.app_context():
-        resources().products
+        resources().warm_up()
 
 
 def worker_exit(server, worker):

@@ -96,6 +96,7 @@ def main() -> None:
         model = prepare_store(settings, args.products, args.users)
         app = create_app({"SETTINGS": settings})
         res: Resources = app.extensions[EXTENSION_KEY]
+        res.warm_up()  # as a gunicorn worker does before it takes requests
         try:
             products = catalogue_products(res.products)
             print_table(

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     popular_cache_seconds: float = 5.0  # how long a process keeps each category's most popular products (0: off)
     product_cache_size: int = Field(50000, ge=0)  # candidates' rows kept per process, with vectors and without (0: off)
     product_cache_seconds: float = Field(60.0, gt=0)  # each kept this long (others' writes show once it expires)
+    product_flags_max: int = Field(200_000, ge=0)  # every product's flags kept per process up to this many (0: off)
+    product_flags_seconds: float = Field(60.0, gt=0)  # scanned again this often (others' writes show then)
     models_dir: str = ""  # empty: DATA_DIR/models
     search_personalization_weights: str = "search:0.6,collaborative:0.3,popular:0.1"
     model_check_seconds: float = 10.0

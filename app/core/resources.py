@@ -1,6 +1,7 @@
 """Per-process resources (encoder, Milvus client, stores, services), created on first use after the fork."""
 from __future__ import annotations
 
+import logging
 import threading
 
 from flask import Flask, current_app
@@ -21,6 +22,8 @@ from app.storage.products import ProductStore, connect
 from app.storage.sql_tables import create_tables
 from app.storage.training_jobs import TrainingJobs
 from app.storage.users import UserVectorStore
+
+log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "search_service"
 
@@ -138,9 +141,20 @@ class Resources:
         return self._build("_ranker", lambda: ServedRanker(self.settings.resolved_models_dir / "ranker",
                                                            self.settings.model_check_seconds))
 
+    def warm_up(self) -> None:
+        """What a worker does before it takes requests: open the product store and load every product's flags
+        (app/storage/product_flags.py; if that fails, its background scans retry)."""
+        try:
+            self.products.flags.refresh()
+        except Exception as exc:
+            log.warning("loading the product flags failed (%s): recommendations read them from Milvus meanwhile", exc)
+
     def close(self) -> None:
-        """Close the Milvus client and the SQL engine that were built (at exit; a later use reconnects)."""
+        """Stop the product flags' scans, close the Milvus client and the SQL engine that were built (at exit; a
+        later use starts and reconnects them)."""
         with self._lock:
+            if "_products" in self.__dict__:
+                self.__dict__["_products"].flags.stop()
             if "_client" in self.__dict__:
                 self.__dict__["_client"].close()
             if "_engine" in self.__dict__:

@@ -21,6 +21,7 @@ from app.storage.availability import GuardedMilvusClient
 from app.storage.milvus_filters import ProductFilter, field_in
 from app.storage.milvus_metrics import TimedMilvusClient
 from app.storage.product_cache import RowCache
+from app.storage.product_flags import ProductFlags
 from app.storage.refine import Sort, facet_counts, sort_matches
 from app.storage.vector_space import check_vector_space, vector_space
 
@@ -120,6 +121,8 @@ class ProductStore:
         # candidate rows with vectors, and without (flags and category alone: read and kept apart)
         self.candidate_caches = {vectors: RowCache(settings.product_cache_size, settings.product_cache_seconds)
                                  for vectors in (True, False)}
+        self.flags = ProductFlags(partial(self.scan, CANDIDATE_FLAGS), self.count, settings.product_flags_seconds,
+                                  settings.product_flags_max)  # every product's flags, when it is not too many
 
     # ---- which collection serves --------------------------------------------------------------
     @property
@@ -315,6 +318,7 @@ class ProductStore:
             for start in range(0, len(rows), MAX_BATCH_ROWS):
                 self.client.upsert(collection, list(rows[start:start + MAX_BATCH_ROWS]))
             self._forget_candidates([row["product_id"] for row in rows])
+            self.flags.put(rows)
 
     def flush(self) -> None:
         """Persist and index everything written so far (searching an unindexed tail is slow)."""
@@ -328,6 +332,7 @@ class ProductStore:
                 return False
             self.client.delete(self.collection, ids=[product_id])
             self._forget_candidates([product_id])
+            self.flags.forget([product_id])
         return True
 
     # ---- reads --------------------------------------------------------------------------------
@@ -349,8 +354,13 @@ class ProductStore:
         """product_id → the product's CANDIDATE_FIELDS (its vector read-only; without `vectors`,
         CANDIDATE_FLAGS), for the ids that exist: from the process's cache (PRODUCT_CACHE_SIZE,
         PRODUCT_CACHE_SECONDS) when it has them, so the active flag and the category may be up to
-        PRODUCT_CACHE_SECONDS old after another process's write; read products afresh with `get` before serving
-        them."""
+        PRODUCT_CACHE_SECONDS old after another process's write (flags: from the catalogue's flags kept in process,
+        up to PRODUCT_FLAGS_SECONDS old); read products afresh with `get` before serving them."""
+        if not vectors and (kept := self.flags.get(product_ids)) is not None:
+            found, missing = kept
+            if missing:
+                found.update(self.candidate_caches[False].get(missing, partial(self.get, fields=CANDIDATE_FLAGS)))
+            return found
         return self.candidate_caches[vectors].get(
             product_ids, self._read_candidate_rows if vectors else partial(self.get, fields=CANDIDATE_FLAGS))
 
@@ -363,6 +373,8 @@ class ProductStore:
     def _forget_candidates(self, product_ids: list[str] | None = None) -> None:
         for cache in self.candidate_caches.values():
             cache.invalidate(product_ids)
+        if product_ids is None:
+            self.flags.reset()
 
     def existing_ids(self, product_ids: Sequence[str]) -> set[str]:
         if not product_ids:

@@ -19,7 +19,7 @@ def write(store: ProductStore, res, product: dict, **changes) -> None:
 def test_candidate_rows_are_the_stored_rows_kept_until_this_process_writes(res, catalog):
     product = active_products(catalog)[0]
     product_id = product["product_id"]
-    store = products_of_another_process(res)
+    store = products_of_another_process(res, product_flags_max=0)  # the row cache alone (flags: test_candidate_flags)
     first = store.candidate_rows([product_id, "P-none"])
     flags = store.candidate_rows([product_id, "P-none"], vectors=False)  # kept apart, without the vector
     assert flags == {product_id: {"product_id": product_id, "active": True, "category": product["category"]}}
