@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
@@ -30,7 +30,7 @@ from cachetools import TTLCache
 from app.config.settings import RECOMMENDATION_BLENDS, RECOMMENDATION_SOURCES, Settings
 from app.config.weights import effective_weights
 from app.core.collaborative import ServedModel
-from app.core.user_state import UserStates
+from app.core.user_state import UserState, UserStates
 from app.storage.collaborative_index import CollaborativeIndex
 from app.storage.events import EventStore
 from app.storage.milvus_filters import ProductFilter
@@ -100,10 +100,20 @@ class _Context:
 
     user_id: str
     consumed: set[str]
-    recent: list[str]
-    vector: np.ndarray | None
+    state: UserState
     model: tuple[str, NCFRecommender] | None
-    recent_vector: np.ndarray | None = None
+
+    @property
+    def recent(self) -> list[str]:
+        return self.state.recent
+
+    @property
+    def vector(self) -> np.ndarray | None:
+        return self.state.vector
+
+    @property
+    def recent_vector(self) -> np.ndarray | None:
+        return self.state.recent_vector
 
     def available(self) -> set[str]:
         sources = set(COLD_START_SOURCES)
@@ -175,7 +185,7 @@ class Recommender:
         available = context.available()
         if strategy in ("hybrid", "content", "similar") or STRATEGY_SOURCES[strategy] not in available \
                 or not available - set(COLD_START_SOURCES):  # the content sources may be asked: their vectors
-            context = self._context(user_id, exclude)
+            context = replace(context, state=self.user_states.with_vectors(user_id, context.state))
             available = context.available()
         personal = available - set(COLD_START_SOURCES)
         wanted = {STRATEGY_SOURCES[strategy]: 1.0} if strategy != "hybrid" else dict(weights or self.weights)
@@ -226,9 +236,8 @@ class Recommender:
     def _context(self, user_id: str, exclude: Sequence[str], vectors: bool = True) -> _Context:
         """Without `vectors`, the content sources are not available."""
         state = self.user_states.get(user_id, vectors)
-        return _Context(user_id, state.consumed(exclude), state.recent, state.vector,
-                        self.collaborative.current() if self.collaborative is not None else None,
-                        state.recent_vector)
+        return _Context(user_id, state.consumed(exclude), state,
+                        self.collaborative.current() if self.collaborative is not None else None)
 
     def _gather(self, context: _Context, sources: set[str], category: str | None, size: int, learned: bool = False
                 ) -> Candidates:

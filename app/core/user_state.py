@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -25,8 +25,9 @@ from app.storage.users import UserVectorStore
 class UserState:
     recent: list[str]  # the latest distinct products touched, newest first
     touched: dict[str, set[str]]  # event type → the products the user has events of that type with
-    vector: np.ndarray | None  # the user vector, unit length (None: none yet, or not read)
-    recent_vector: np.ndarray | None  # the mean of the recent products' vectors, unit length (None: not read)
+    latest: int  # the row id of the user's latest event (what the kept Milvus part is keyed by)
+    vector: np.ndarray | None = None  # the user vector, unit length (None: none yet, or not read)
+    recent_vector: np.ndarray | None = None  # the mean of the recent products' vectors, unit length (None: not read)
 
     def consumed(self, event_types: Sequence[str]) -> set[str]:
         """The products the user has events of these types with."""
@@ -44,7 +45,8 @@ class UserStates:
         self._lock = threading.Lock()
 
     def get(self, user_id: str, vectors: bool = True) -> UserState:
-        """The user's state; without `vectors`, the SQL read alone (vector and recent_vector None)."""
+        """The user's state; without `vectors`, the SQL read alone (vector and recent_vector None: `with_vectors`
+        adds them later)."""
         latest_of: dict[str, tuple[float, int]] = {}
         touched: dict[str, set[str]] = {}
         for product_id, event_type, at, row_id in self.events.touched(user_id):
@@ -52,16 +54,19 @@ class UserStates:
             seen_at, seen_id = latest_of.get(product_id, (at, row_id))
             latest_of[product_id] = (max(seen_at, at), max(seen_id, row_id))
         recent = sorted(latest_of, key=lambda product_id: (-latest_of[product_id][0], -latest_of[product_id][1]))
-        recent = recent[:self.recent_items]
-        if not vectors:
-            return UserState(recent, touched, None, None)
         latest = max((row_id for _, row_id in latest_of.values()), default=0)
+        state = UserState(recent[:self.recent_items], touched, latest)
+        return self.with_vectors(user_id, state) if vectors else state
+
+    def with_vectors(self, user_id: str, state: UserState) -> UserState:
+        """`state` (read without vectors) with its Milvus part: the user vector and the recent products' mean."""
+        recent, latest = state.recent, state.latest
         with self._lock:
             kept = self._kept.get(user_id)
             if kept is not None:
                 self._kept.move_to_end(user_id)
         if kept is not None and kept[0] == latest:
-            return UserState(recent, touched, kept[1], kept[2])
+            return replace(state, vector=kept[1], recent_vector=kept[2])
         user_future = self.pool.submit(self.users.get, [user_id])
         recent_vector = self._mean_vector(recent)
         user = user_future.result().get(user_id)
@@ -72,7 +77,7 @@ class UserStates:
                 self._kept.move_to_end(user_id)
                 while len(self._kept) > self.size:
                     self._kept.popitem(last=False)
-        return UserState(recent, touched, vector, recent_vector)
+        return replace(state, vector=vector, recent_vector=recent_vector)
 
     def _mean_vector(self, product_ids: list[str]) -> np.ndarray | None:
         if not product_ids:
