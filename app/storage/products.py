@@ -356,13 +356,12 @@ class ProductStore:
         PRODUCT_CACHE_SECONDS) when it has them, so the active flag and the category may be up to
         PRODUCT_CACHE_SECONDS old after another process's write (flags: from the catalogue's flags kept in process,
         up to PRODUCT_FLAGS_SECONDS old); read products afresh with `get` before serving them."""
+        cache = self.candidate_caches[vectors]
+        read = self._read_candidate_rows if vectors else partial(self.get, fields=CANDIDATE_FLAGS)
         if not vectors and (kept := self.flags.get(product_ids)) is not None:
             found, missing = kept
-            if missing:
-                found.update(self.candidate_caches[False].get(missing, partial(self.get, fields=CANDIDATE_FLAGS)))
-            return found
-        return self.candidate_caches[vectors].get(
-            product_ids, self._read_candidate_rows if vectors else partial(self.get, fields=CANDIDATE_FLAGS))
+            return {**found, **cache.get(missing, read)} if missing else found
+        return cache.get(product_ids, read)
 
     def _read_candidate_rows(self, product_ids: list[str]) -> dict[str, dict]:
         rows = self.get(product_ids, fields=CANDIDATE_FIELDS)
